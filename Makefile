@@ -1,0 +1,55 @@
+# tunescope: `make demo` and `make test` work on a fresh machine (Python 3.11+, pip, network to
+# the package registries). Everything the project needs is installed from here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.tunescope-installed
+export TUNESCOPE_HOME ?= $(CURDIR)/var
+DEMO_DIR ?= $(CURDIR)/var/demo-catalog
+DEMO_SIZE ?= 1500
+DEMO_SEED ?= 0
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install soundfonts demo test lint bench clean
+
+install: $(STAMP)
+
+# torch first, pinned to the CPU wheel: a bare `torch` requirement would pull a CUDA build.
+# tinysoundfont --no-deps: its pyaudio dependency needs portaudio headers and is unused here.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q --no-deps tinysoundfont==0.3.7
+	$(PIP) install -q -e ".[dev]"
+	touch $(STAMP)
+
+# Extra General MIDI soundfonts (Debian packages) for timbre augmentation and the held-out
+# soundfont evaluation. Optional: without them only pretty_midi's TimGM6mb is used.
+soundfonts:
+	@if [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    fluid-soundfont-gm musescore-general-soundfont-small csound-soundfont) >/dev/null \
+	  || echo "note: extra soundfonts not installed; using TimGM6mb only"; fi
+
+demo: install soundfonts
+	@if [ ! -f $(DEMO_DIR)/metadata.jsonl ]; then \
+	  $(VENV)/bin/tunescope demo-catalog --out $(DEMO_DIR) --size $(DEMO_SIZE) --seed $(DEMO_SEED); fi
+	$(VENV)/bin/tunescope ingest $(DEMO_DIR) --metadata $(DEMO_DIR)/metadata.jsonl
+	@if $(VENV)/bin/tunescope --help | grep -q " serve "; then $(VENV)/bin/tunescope serve; \
+	  else $(VENV)/bin/tunescope catalog stats; fi
+
+test: install soundfonts
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check api index retrieval generation tests benchmarks
+
+bench: install
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

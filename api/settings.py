@@ -1,0 +1,60 @@
+"""Configuration: the only module that reads the environment.
+
+Every setting comes from a ``TUNESCOPE_*`` environment variable or an optional
+``tunescope.toml`` in the working directory; library packages (``index``, ``retrieval``,
+``generation``) never read settings themselves, they take what they need as arguments.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of a tunescope installation."""
+
+    model_config = SettingsConfigDict(env_prefix="TUNESCOPE_", toml_file="tunescope.toml", extra="ignore")
+
+    home: Path = Field(default=Path("var"), description="Runtime data: database, audio store, indexes.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default is a SQLite file under `home`."
+    )
+    encoder: str = Field(default="default", description="Encoder used by search and embed.")
+    encoder_path: Path | None = Field(default=None, description="Local weights for non-default encoders.")
+    device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
+    min_duration_s: float = Field(default=1.0, gt=0)
+    max_duration_s: float = Field(default=1800.0, gt=0)
+    api_key: str | None = Field(default=None, description="Key required for writes (and reads if keyed).")
+    read_requires_key: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):  # type: ignore[override]
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured URL, or a SQLite file inside ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'tunescope.db').resolve()}"
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.home / "audio"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "indexes"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process (tests call ``get_settings.cache_clear()``)."""
+    return Settings()

@@ -1,0 +1,118 @@
+"""Catalog database schema (SQLAlchemy 2 typed ORM).
+
+The database is the source of truth: the audio store and the vector indexes can be rebuilt
+from it. Schema changes go through Alembic migrations in ``index/migrations``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Track(Base):
+    """One playable recording: a catalog track or a generated one."""
+
+    __tablename__ = "tracks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    title: Mapped[str] = mapped_column(String(512))
+    artist: Mapped[str | None] = mapped_column(String(512), index=True)
+    collection: Mapped[str | None] = mapped_column(String(256), index=True)
+    piece_id: Mapped[str | None] = mapped_column(String(256), index=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    instruments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    ensemble: Mapped[str | None] = mapped_column(String(128))
+    tune_type: Mapped[str | None] = mapped_column(String(64))
+    region: Mapped[str | None] = mapped_column(String(128))
+    key: Mapped[str | None] = mapped_column(String(16))
+    mode: Mapped[str | None] = mapped_column(String(32))
+    meter: Mapped[str | None] = mapped_column(String(16))
+    tempo_bpm: Mapped[float | None] = mapped_column(Float)
+    duration_s: Mapped[float] = mapped_column(Float)
+    sample_rate: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[int] = mapped_column(Integer, default=1)
+    loudness_db: Mapped[float | None] = mapped_column(Float)
+    audio_format: Mapped[str] = mapped_column(String(16))
+    license: Mapped[str | None] = mapped_column(String(256))
+    split: Mapped[str | None] = mapped_column(String(16), index=True)
+    source_path: Mapped[str] = mapped_column(Text)
+    audio_path: Mapped[str] = mapped_column(Text)
+    origin: Mapped[str] = mapped_column(String(16), default="catalog", index=True)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ingest_run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    embeddings: Mapped[list[Embedding]] = relationship(
+        back_populates="track", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Embedding(Base):
+    """A track's vector for one encoder (several encoders can coexist)."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (UniqueConstraint("track_id", "encoder_id", name="uq_embedding_track_encoder"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), index=True)
+    encoder_id: Mapped[str] = mapped_column(String(128), index=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian, L2-normalised
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    track: Mapped[Track] = relationship(back_populates="embeddings")
+
+
+class IngestRun(Base):
+    """One `tunescope ingest` invocation and its outcome."""
+
+    __tablename__ = "ingest_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running|done|failed|interrupted
+    pid: Mapped[int | None] = mapped_column(Integer)
+    paths: Mapped[list[str]] = mapped_column(JSON, default=list)
+    n_seen: Mapped[int] = mapped_column(Integer, default=0)
+    n_ingested: Mapped[int] = mapped_column(Integer, default=0)
+    n_duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    n_quarantined: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Quarantine(Base):
+    """A file that could not be ingested, and why."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
+    path: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=func.now())
