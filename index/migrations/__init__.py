@@ -1,0 +1,1 @@
+"""Alembic migrations of the catalog schema (applied by :func:`index.db.migrate`)."""
