@@ -1,0 +1,268 @@
+"""Symbolic rendering: music21 scores to audio through a General MIDI soundfont.
+
+We do not go through MIDI files: a score becomes a flat array of note events
+(onset and duration in quarter notes, pitch, voice) that we play straight into
+tinysoundfont, sample-accurately. That skips music21's slow MIDI writer, lets every render
+choose its own tempo, instruments, transposition and dynamics, and gives exact facts about
+what was played (the beat rate actually heard, the notes actually sounding).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from generation.errors import GenerationError
+
+#: Where Debian's soundfont packages put extra General MIDI banks (``make soundfonts``).
+SYSTEM_SOUNDFONTS = {
+    "FluidR3": "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "CsoundGM": "/usr/share/sounds/sf2/sf_GMbank.sf2",
+    "MuseScoreGeneral": "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3",
+}
+
+#: Never used to render training data: evaluation renders test pieces with it to check that
+#: the encoder hears instruments rather than one soundfont's samples.
+HELDOUT_SOUNDFONT = "MuseScoreGeneral"
+
+
+def soundfont_paths() -> dict[str, str]:
+    """Available soundfonts by name: pretty_midi's TimGM6mb always, Debian's when installed."""
+    import pretty_midi
+
+    found = {"TimGM6mb": os.path.join(os.path.dirname(pretty_midi.__file__), "TimGM6mb.sf2")}
+    for name, path in SYSTEM_SOUNDFONTS.items():
+        if os.path.isfile(path):
+            found[name] = path
+    return found
+
+
+def training_soundfonts() -> list[str]:
+    """Soundfonts that may be used to render catalog and training audio (never the held-out one)."""
+    return [n for n in soundfont_paths() if n != HELDOUT_SOUNDFONT]
+
+
+@dataclass
+class Events:
+    """A score flattened to note events, sorted by onset.
+
+    Attributes:
+        onset: float64 ``[n]`` onsets in quarter notes from the start of the piece.
+        dur: float64 ``[n]`` durations in quarter notes.
+        pitch: int16 ``[n]`` MIDI pitches as written.
+        voice: int16 ``[n]`` part index (0 = top part).
+        length_ql: total length of the piece in quarter notes.
+        n_voices: number of parts.
+        bar_ql: length of a bar in quarter notes (for downbeat accents and excerpt starts).
+        beat_ql: the notated beat in quarter notes (dotted quarter in 6/8, half in 2/2...).
+    """
+
+    onset: np.ndarray
+    dur: np.ndarray
+    pitch: np.ndarray
+    voice: np.ndarray
+    length_ql: float
+    n_voices: int
+    bar_ql: float
+    beat_ql: float
+
+    def heard_beat_ql(self, compound: bool) -> float:
+        """The beat a listener taps, in quarter notes, from what is played.
+
+        Notated beats are unreliable (a reel in 2/2 and one in 4/4 sound alike; an air in
+        2/4 written in sixteenths sounds like one in eighths), so the beat is taken as two
+        typical inter-onset intervals in simple meters and three in compound ones.
+        """
+        ons = np.unique(np.round(self.onset, 4))
+        if len(ons) < 3:
+            return self.beat_ql
+        ioi = np.diff(ons)
+        ioi = ioi[ioi > 1e-3]
+        typical = float(np.median(ioi))
+        return typical * (3.0 if compound else 2.0)
+
+
+def score_to_events(score) -> Events:  # music21.stream.Score | Part
+    """Flatten a music21 score (ties merged, chords split) into note events."""
+    from music21 import meter as m21meter
+
+    parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
+    onset: list[float] = []
+    dur: list[float] = []
+    pitch: list[int] = []
+    voice: list[int] = []
+    for vi, part in enumerate(parts):
+        flat = part.stripTies().flatten()
+        for n in flat.notes:
+            o = float(n.offset)
+            d = float(n.quarterLength)
+            if d <= 0:
+                continue  # grace notes
+            for p in n.pitches:
+                onset.append(o)
+                dur.append(d)
+                pitch.append(int(p.midi))
+                voice.append(vi)
+    if not onset:
+        raise GenerationError("score has no notes")
+    ts = score.recurse().getElementsByClass(m21meter.TimeSignature).first()
+    bar_ql = float(ts.barDuration.quarterLength) if ts is not None else 4.0
+    beat_ql = float(ts.beatDuration.quarterLength) if ts is not None else 1.0
+    o = np.asarray(onset)
+    d = np.asarray(dur)
+    order = np.argsort(o, kind="stable")
+    return Events(
+        onset=o[order], dur=d[order], pitch=np.asarray(pitch, np.int16)[order],
+        voice=np.asarray(voice, np.int16)[order], length_ql=float((o + d).max()),
+        n_voices=len(parts), bar_ql=bar_ql, beat_ql=beat_ql,
+    )
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    """What one render plays: which window, how fast, on what, how loud.
+
+    Attributes:
+        programs: GM program per voice (a melody may be doubled: one voice, several programs).
+        octave_shift: per-program octave shift (e.g. a cello plays a fiddle tune an octave down).
+        qbpm: quarter notes per minute.
+        start_ql: where the excerpt starts (a bar line), in quarter notes.
+        duration_s: excerpt length in seconds.
+        transpose: semitones.
+        velocity: base MIDI velocity; downbeats are accented, notes jittered.
+        soundfont: a name from :func:`soundfont_paths`.
+        drone: GM program of a tonic+fifth drone under a melody, or None.
+        drone_pitch: MIDI pitch of the drone's root.
+        seed: for humanisation jitter.
+    """
+
+    programs: tuple[tuple[int, ...], ...]
+    octave_shift: tuple[tuple[int, ...], ...]
+    qbpm: float
+    start_ql: float
+    duration_s: float
+    transpose: int = 0
+    velocity: int = 88
+    soundfont: str = "TimGM6mb"
+    drone: int | None = None
+    drone_pitch: int = 50
+    seed: int = 0
+
+
+@functools.lru_cache(maxsize=8)
+def _synth(soundfont: str, sample_rate: int):
+    """One synthesizer per (soundfont, rate) and process: loading FluidR3 costs 0.6 s."""
+    import tinysoundfont
+
+    paths = soundfont_paths()
+    if soundfont not in paths:
+        raise GenerationError(
+            f"soundfont {soundfont!r} is not installed (have {sorted(paths)}); "
+            "run `make soundfonts` for the Debian banks"
+        )
+    synth = tinysoundfont.Synth(samplerate=sample_rate, gain=-3)
+    sfid = synth.sfload(paths[soundfont])
+    return synth, sfid
+
+
+def _window(ev: Events, start_ql: float, need_ql: float) -> tuple[np.ndarray, ...]:
+    """Events in ``[start_ql, start_ql + need_ql)``, looping the piece when it is too short."""
+    reps = int(np.ceil((start_ql + need_ql) / max(ev.length_ql, 1e-6))) + 1
+    on = np.concatenate([ev.onset + r * ev.length_ql for r in range(reps)])
+    du = np.tile(ev.dur, reps)
+    pi = np.tile(ev.pitch, reps)
+    vo = np.tile(ev.voice, reps)
+    sel = (on >= start_ql - 1e-6) & (on < start_ql + need_ql - 1e-6)
+    return on[sel] - start_ql, du[sel], pi[sel], vo[sel]
+
+
+def render(ev: Events, spec: RenderSpec, sample_rate: int = 22050) -> np.ndarray:
+    """Play an excerpt of ``ev`` as ``spec`` says. Returns float32 mono ``[samples]``.
+
+    Each (voice, program) pair gets its own MIDI channel (drums channel 9 skipped), and the
+    note events are fed to tinysoundfont between ``generate`` calls at their exact sample.
+    """
+    synth, sfid = _synth(spec.soundfont, sample_rate)
+    rng = np.random.default_rng(spec.seed)
+    sec_per_ql = 60.0 / spec.qbpm
+    need_ql = spec.duration_s / sec_per_ql
+    on, du, pi, vo = _window(ev, spec.start_ql, need_ql)
+    channels: dict[tuple[int, int], tuple[int, int]] = {}  # (voice, k) -> (channel, octave)
+    chan = 0
+    for v, progs in enumerate(spec.programs):
+        for k, prog in enumerate(progs):
+            if chan == 9:
+                chan += 1
+            if chan > 15:
+                break
+            synth.program_select(chan, sfid, 0, int(prog))
+            channels[(v, k)] = (chan, spec.octave_shift[v][k])
+            chan += 1
+    n_total = int(round(spec.duration_s * sample_rate))
+    # (sample, order, kind, channel, key, velocity); note-offs sort before note-ons at a tie.
+    events: list[tuple[int, int, int, int, int]] = []
+    jitter = rng.normal(0.0, 0.008, size=len(on))
+    for i in range(len(on)):
+        v = int(vo[i]) % len(spec.programs)
+        start = max(0.0, on[i] * sec_per_ql + jitter[i])
+        end = start + max(0.05, du[i] * sec_per_ql * 0.92)
+        in_bar = (on[i] + spec.start_ql) % ev.bar_ql
+        accent = 14 if in_bar < 1e-3 else (6 if abs(in_bar % ev.beat_ql) < 1e-3 else 0)
+        vel = int(np.clip(spec.velocity + accent + rng.normal(0, 5) - 4 * v, 20, 127))
+        for k in range(len(spec.programs[v])):
+            if (v, k) not in channels:
+                continue
+            c, octv = channels[(v, k)]
+            key = int(pi[i]) + spec.transpose + 12 * octv
+            if not 12 <= key <= 115:
+                continue
+            events.append((int(start * sample_rate), 1, c, key, vel))
+            events.append((int(end * sample_rate), 0, c, key, 0))
+    if spec.drone is not None and chan <= 15:
+        dc = chan if chan != 9 else 10
+        synth.program_select(dc, sfid, 0, int(spec.drone))
+        root = spec.drone_pitch + spec.transpose
+        for key in (root, root + 7):
+            events.append((0, 1, dc, key, max(30, spec.velocity - 30)))
+            events.append((n_total - 1, 0, dc, key, 0))
+    events.sort()
+    out = np.zeros((n_total, 2), dtype=np.float32)
+    pos = 0
+    for sample, kind, c, key, vel in events:
+        sample = min(sample, n_total)
+        if sample > pos:
+            out[pos:sample] = np.frombuffer(synth.generate(sample - pos), dtype=np.float32).reshape(-1, 2)
+            pos = sample
+        if kind == 1:
+            synth.noteon(c, key, vel)
+        else:
+            synth.noteoff(c, key)
+    if pos < n_total:
+        out[pos:] = np.frombuffer(synth.generate(n_total - pos), dtype=np.float32).reshape(-1, 2)
+    synth.notes_off()
+    synth.sounds_off()
+    # flush the release tails so the next render starts silent
+    synth.generate(int(0.5 * sample_rate))
+    mono = out.mean(axis=1)
+    fade = min(len(mono), int(0.3 * sample_rate))
+    mono[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    peak = float(np.abs(mono).max())
+    if peak < 1e-5:
+        raise GenerationError("render is silent (no playable notes in the excerpt)")
+    return (mono / peak * 0.5 * 10 ** (rng.uniform(-6, 0) / 20)).astype(np.float32)
+
+
+def load_score(source_path: Path, abc: str | None):
+    """Parse one piece with music21 (ABC text of a single tune, or a corpus file)."""
+    from music21 import converter
+
+    try:
+        if abc is not None:
+            return converter.parse(abc, format="abc", forceSource=True)
+        return converter.parse(str(source_path), forceSource=True)
+    except Exception as e:  # music21 raises many unrelated types on malformed scores
+        raise GenerationError(f"cannot parse {source_path}: {e}") from e
