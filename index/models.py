@@ -76,7 +76,9 @@ class Embedding(Base):
     """A track's vector for one encoder (several encoders can coexist)."""
 
     __tablename__ = "embeddings"
-    __table_args__ = (UniqueConstraint("track_id", "encoder_id", name="uq_embedding_track_encoder"),)
+    __table_args__ = (
+        UniqueConstraint("track_id", "encoder_id", name="uq_embedding_track_encoder"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"), index=True)
@@ -96,7 +98,8 @@ class IngestRun(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running|done|failed|interrupted
+    # running | done | failed | interrupted
+    status: Mapped[str] = mapped_column(String(16), default="running")
     pid: Mapped[int | None] = mapped_column(Integer)
     paths: Mapped[list[str]] = mapped_column(JSON, default=list)
     n_seen: Mapped[int] = mapped_column(Integer, default=0)
