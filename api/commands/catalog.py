@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,7 +56,7 @@ def ingest_command(
             progress=not no_progress,
         )
     except CatalogError as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2) from e
     table = Table(title=f"Ingest run {summary.run_id}")
     table.add_column("result")
@@ -67,7 +68,9 @@ def ingest_command(
         table.add_row("skipped (not audio by extension)", str(summary.skipped))
     console.print(table)
     for item in summary.quarantined:
-        console.print(f"[yellow]quarantined[/yellow] {item.path}: {item.reason}", highlight=False)
+        # soft_wrap: one line per file, never a path broken across lines (grep-able).
+        console.print(f"[yellow]quarantined[/yellow] {escape(item.path)}: {escape(item.reason)}",
+                      highlight=False, soft_wrap=True, markup=True)
     if summary.interrupted_runs:
         console.print(f"marked stale runs {summary.interrupted_runs} as interrupted")
     if summary.ingested == 0 and summary.quarantined:
