@@ -35,10 +35,10 @@ def test_factory_rule_follows_catalog_size() -> None:
     assert choose_factory(49_999, 512) == "Flat"
     assert choose_factory(1_000_000, 512) == "HNSW32"
     big = choose_factory(20_000_000, 512)
-    assert big.startswith("IVF") and big.endswith("PQ64")
+    assert big.startswith("IVF") and big.endswith(",SQ8")
 
 
-@pytest.mark.parametrize("factory", ["Flat", "HNSW32", "IVF16,Flat", "IVF16,PQ8"])
+@pytest.mark.parametrize("factory", ["Flat", "HNSW32", "IVF16,Flat", "IVF16,PQ8np", "IVF16,SQ8"])
 def test_recall_against_flat(factory: str) -> None:
     x = clustered(3000)
     ids = np.arange(3000, dtype=np.int64) * 3 + 11
