@@ -195,7 +195,7 @@ class _Ingestor:
         duplicates = 0
         for path, content_hash in hashes.items():
             if content_hash is None:
-                refused.append(_Refused(path, None, "cannot read file"))
+                refused.append(_Refused(path, None, "cannot read file (missing or no permission)"))
                 continue
             if content_hash in known or content_hash in self.seen_hashes:
                 duplicates += 1
@@ -290,7 +290,8 @@ class _Ingestor:
 def _safe_hash(path: Path) -> str | None:
     try:
         return hash_file(path)
-    except OSError:
+    except OSError as e:
+        log.warning("cannot read %s: %s", path, e)
         return None
 
 

@@ -78,8 +78,12 @@ def test_exit_code_only_fails_when_nothing_ingested(app: typer.Typer, cli_env: d
     assert result.exit_code == 2 and "no such file" in result.output
 
 
-def test_console_entry_point(cli_env: dict[str, str], tiny_audio_dir: Path) -> None:
-    env = {**os.environ, **cli_env, "PYTHONPATH": str(REPO)}
+def test_console_entry_point(tmp_path: Path, tiny_audio_dir: Path) -> None:
+    # Wiring only (settings from the environment, command modules loaded by api.cli); SQLite
+    # alone, because each start imports every command module (seconds); both databases are
+    # covered through CliRunner above.
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TUNESCOPE_HOME": str(tmp_path / "home")}
+    env.pop("TUNESCOPE_DATABASE_URL", None)
     out = subprocess.run([sys.executable, "-m", "api.cli", "ingest", str(tiny_audio_dir),
                           "--no-progress"], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=120)
@@ -88,3 +92,4 @@ def test_console_entry_point(cli_env: dict[str, str], tiny_audio_dir: Path) -> N
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["tracks"] == 5
+    assert (tmp_path / "home" / "tunescope.db").is_file()
