@@ -1,0 +1,134 @@
+// tunescope web page: plain JS against the /v1 API, no build step.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const state = { lastQuery: null, offset: 0, k: 10, liked: new Set(), disliked: new Set() };
+
+function filterParams() {
+  const p = new URLSearchParams();
+  const add = (name, id) => { const v = $(id).value.trim(); if (v) p.append(name, v); };
+  add("collection", "#f-collection"); add("tags", "#f-tags"); add("instrument", "#f-instrument");
+  add("key", "#f-key"); add("mode", "#f-mode"); add("meter", "#f-meter"); add("origin", "#f-origin");
+  add("tempo_min", "#f-tempo-min"); add("tempo_max", "#f-tempo-max");
+  add("duration_min", "#f-dur-min"); add("duration_max", "#f-dur-max");
+  if ($("#f-diverse").checked) p.append("max_per_piece", "1");
+  return p;
+}
+
+function filterBody() {
+  const p = filterParams(); const f = {};
+  const lists = { collection: "collection", tags: "tags", instrument: "instruments", key: "key", mode: "mode", meter: "meter", origin: "origin" };
+  for (const [q, b] of Object.entries(lists)) if (p.get(q)) f[b] = [p.get(q)];
+  for (const n of ["tempo_min", "tempo_max", "duration_min", "duration_max"]) if (p.get(n)) f[n] = Number(p.get(n));
+  return f;
+}
+
+function setStatus(text, weak = false) {
+  const s = $("#status"); s.textContent = text; s.classList.toggle("weak", weak);
+}
+
+async function call(url, options = {}) {
+  const r = await fetch(url, options);
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.detail || `${r.status} ${r.statusText}`);
+  return body;
+}
+
+function metaLine(t) {
+  const bits = [t.artist, t.collection, t.key && `${t.key} ${t.mode || ""}`.trim(), t.meter,
+    t.tempo_bpm && `${Math.round(t.tempo_bpm)} bpm`, t.duration_s && `${t.duration_s.toFixed(1)} s`,
+    (t.instruments || []).join(", "), (t.tags || []).join(", "), t.origin === "generated" ? "generated" : null];
+  return bits.filter(Boolean).join(" · ");
+}
+
+function render(data, append) {
+  const list = $("#results");
+  if (!append) list.textContent = "";
+  for (const { score, track } of data.results) {
+    const li = $("#result-tpl").content.firstElementChild.cloneNode(true);
+    li.dataset.id = track.id;
+    li.querySelector(".title").textContent = track.title;
+    li.querySelector(".score").textContent = score.toFixed(3);
+    li.querySelector(".meta").textContent = metaLine(track);
+    li.querySelector("audio").src = track.audio_url;
+    li.querySelector(".more-like-this").addEventListener("click", () => similar(track.id, track.title));
+    const up = li.querySelector(".thumb-up"), down = li.querySelector(".thumb-down");
+    up.classList.toggle("on", state.liked.has(track.id));
+    down.classList.toggle("on", state.disliked.has(track.id));
+    up.addEventListener("click", () => feedback(track.id, true, up, down));
+    down.addEventListener("click", () => feedback(track.id, false, up, down));
+    list.appendChild(li);
+  }
+  const n = list.children.length;
+  setStatus(n ? `${n} results${data.weak_match ? " — weak match: nothing in the catalog is very close" : ""}`
+              : "No results", data.weak_match);
+  $("#more-btn").hidden = data.results.length < state.k;
+}
+
+async function run(query, append = false) {
+  state.lastQuery = query;
+  if (!append) state.offset = 0;
+  try {
+    setStatus("Searching…");
+    render(await query(state.offset), append);
+  } catch (e) { setStatus(`Error: ${e.message}`, true); }
+}
+
+function textSearch(q) {
+  run((offset) => {
+    const p = filterParams(); p.set("q", q); p.set("k", state.k); p.set("offset", offset);
+    return call(`/v1/search?${p}`);
+  });
+}
+
+function similar(id, title) {
+  $("#q").value = "";
+  run((offset) => {
+    const p = filterParams(); p.set("k", state.k); p.set("offset", offset);
+    return call(`/v1/tracks/${id}/similar?${p}`);
+  });
+  setStatus(`More like “${title}”…`);
+}
+
+function audioSearch(file) {
+  run((offset) => {
+    const p = filterParams(); p.set("k", state.k); p.set("offset", offset);
+    const form = new FormData(); form.append("file", file);
+    return call(`/v1/search/audio?${p}`, { method: "POST", body: form });
+  });
+}
+
+function recommend() {
+  if (!state.liked.size) { setStatus("Give at least one 👍 first", true); return; }
+  run((offset) => call("/v1/recommend", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ positive: [...state.liked], negative: [...state.disliked],
+      k: state.k, offset, filters: filterBody(), strategy: "average_vector" }),
+  }));
+}
+
+function feedback(id, like, up, down) {
+  const [mine, other] = like ? [state.liked, state.disliked] : [state.disliked, state.liked];
+  if (mine.has(id)) mine.delete(id); else { mine.add(id); other.delete(id); }
+  up.classList.toggle("on", state.liked.has(id));
+  down.classList.toggle("on", state.disliked.has(id));
+  $("#feedback").hidden = !(state.liked.size || state.disliked.size);
+  $("#feedback-summary").textContent = `${state.liked.size} 👍 · ${state.disliked.size} 👎`;
+  if (like && state.liked.has(id)) recommend();  // a thumbs up refreshes recommendations at once
+}
+
+$("#search-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const q = $("#q").value.trim();
+  if (q) textSearch(q);
+});
+$("#upload").addEventListener("change", (e) => { if (e.target.files[0]) audioSearch(e.target.files[0]); });
+$("#recommend-btn").addEventListener("click", recommend);
+$("#clear-feedback").addEventListener("click", () => {
+  state.liked.clear(); state.disliked.clear(); $("#feedback").hidden = true;
+  document.querySelectorAll(".on").forEach((b) => b.classList.remove("on"));
+});
+$("#more-btn").addEventListener("click", () => {
+  state.offset += state.k;
+  if (state.lastQuery) run(state.lastQuery, true);
+});
