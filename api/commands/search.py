@@ -1,0 +1,132 @@
+"""``tunescope serve``, ``tunescope index build|status`` and ``tunescope search``.
+
+The serving side of the CLI: the same objects the HTTP API uses (``create_app``'s search
+service), so ``tunescope search "..." --json`` prints exactly what ``GET /v1/search`` returns.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from api.settings import Settings, get_settings
+
+index_app = typer.Typer(help="The vector index of the configured encoder.", no_args_is_help=True)
+
+
+def _encoder(settings: Settings):  # noqa: ANN202 - an Encoder; imported lazily (torch)
+    from retrieval.encoders import load_encoder
+
+    return load_encoder(settings.encoder, settings.encoder_path, settings.device)
+
+
+def serve_command(
+    host: str | None = typer.Option(None, help="Bind address (default: settings.host)."),
+    port: int | None = typer.Option(None, help="Port (default: settings.port)."),
+) -> None:
+    """Serve the API and the web page with uvicorn."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = get_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)
+    host, port = host or settings.host, port or settings.port
+    Console(stderr=True).print(f"tunescope serving at http://{host}:{port}/")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def index_build(
+    factory: str | None = typer.Option(None, help="FAISS factory string; default by size."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Ignore the saved index."),
+) -> None:
+    """Bring the index in line with the catalog (or rebuild it) and save it."""
+    from index.db import open_catalog
+    from index.vectors import IndexConfig, VectorIndex
+
+    settings = get_settings()
+    enc = _encoder(settings)
+    sf = open_catalog(settings.resolved_database_url)
+    config = IndexConfig(factory=factory, device=settings.device)
+    if rebuild:
+        with sf() as session:
+            vi = VectorIndex.rebuild(session, enc.id, enc.dim, config=config)
+        vi.save(settings.index_dir)
+    else:
+        vi = VectorIndex.open(settings.index_dir, enc.id, enc.dim, sf, config=config)
+    typer.echo(f"index {enc.id}: {vi.count} vectors, {vi.factory}, at {settings.index_dir}")
+
+
+def index_status() -> None:
+    """Show the saved index manifest beside the database watermark."""
+    from index.db import open_catalog
+    from index.vectors import _safe_name, db_watermark
+
+    settings = get_settings()
+    enc = _encoder(settings)
+    path = Path(settings.index_dir) / f"{_safe_name(enc.id)}.json"
+    manifest = json.loads(path.read_text()) if path.exists() else None
+    with open_catalog(settings.resolved_database_url)() as session:
+        wm = db_watermark(session, enc.id)
+    table = Table("", "index (manifest)", "database")
+    table.add_row("encoder", enc.id, enc.id)
+    if manifest:
+        table.add_row("factory", manifest["factory"], "")
+        table.add_row("count", str(manifest["count"]), str(wm.count))
+        table.add_row("max embedding id", str(manifest["watermark"]["max_embedding_id"]),
+                      str(wm.max_embedding_id))
+    else:
+        table.add_row("count", "no index saved", str(wm.count))
+    Console().print(table)
+    in_sync = manifest is not None and manifest["watermark"] == {
+        "max_embedding_id": wm.max_embedding_id, "count": wm.count}
+    typer.echo("in sync" if in_sync else "out of sync: `tunescope index build` updates it")
+
+
+def search_command(
+    text: str = typer.Argument(..., help="What to find."),
+    k: int = typer.Option(10, "--k", help="Results."),
+    offset: int = typer.Option(0, "--offset"),
+    collection: list[str] = typer.Option([], "--collection"),
+    as_json: bool = typer.Option(False, "--json", help="Print the API's JSON response."),
+) -> None:
+    """Search the catalog by text from the command line."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    settings = get_settings()
+    client = TestClient(create_app(settings))
+    r = client.get("/v1/search", params={"q": text, "k": k, "offset": offset,
+                                         "collection": collection},
+                   headers={"X-API-Key": settings.api_key} if settings.api_key else {})
+    body = r.json()
+    if r.status_code != 200:
+        typer.echo(f"error: {body.get('detail', body)}", err=True)
+        raise typer.Exit(2)
+    if as_json:
+        typer.echo(json.dumps(body, indent=1))
+        return
+    table = Table("score", "id", "title", "artist", "collection", "key", "meter", "tempo")
+    for item in body["results"]:
+        t = item["track"]
+        table.add_row(f"{item['score']:.3f}", str(t["id"]), t["title"], t["artist"] or "",
+                      t["collection"] or "", f"{t['key'] or ''} {t['mode'] or ''}",
+                      t["meter"] or "", f"{t['tempo_bpm'] or ''}")
+    Console().print(table)
+    if body["weak_match"]:
+        typer.echo("weak match: nothing in the catalog is very close to this query")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve``, ``index`` and ``search`` to the CLI."""
+    app.command("serve")(serve_command)
+    app.command("search")(search_command)
+    index_app.command("build")(index_build)
+    index_app.command("status")(index_status)
+    app.add_typer(index_app, name="index")
