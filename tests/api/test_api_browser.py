@@ -1,0 +1,102 @@
+"""End to end in headless Chromium: a real uvicorn server on loopback, the real page.
+
+Text query, audio upload, "more like this", thumbs up -> recommendations. Skips, saying why,
+when Playwright's Python package or the Debian ``chromium`` binary is missing (``make browser``
+installs the browser where it can).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from api.app import create_app
+from api.settings import Settings
+from tests.api.conftest import API_KEY
+from tests.api.test_api_routes import wav_bytes
+from tests.api.tiny_encoder import TinyEncoder
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(catalog_home: Path):  # noqa: ANN201
+    port = _free_port()
+    app = create_app(Settings(home=catalog_home, api_key=API_KEY), encoder=TinyEncoder())
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+def test_page_end_to_end(server: str, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright not installed (pip install playwright)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM}: `make browser` installs it (apt, root)")
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(wav_bytes(1.0, 110 * 2 ** (7 / 6)))
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server + "/")
+
+            # Text query.
+            page.fill("#q", "a lively reel")
+            page.click("#search-btn")
+            page.wait_for_selector("#results li.result")
+            assert page.locator("#results li.result").count() == 10
+            first = page.locator("#results li.result").first
+            assert first.locator("audio").get_attribute("src").startswith("/v1/tracks/")
+            assert "results" in page.inner_text("#status")
+
+            # Audio upload: the clip is tune_07's tone, track 8.
+            page.set_input_files("#upload", str(clip))
+            page.wait_for_function(
+                "document.querySelector('#results li.result')?.dataset.id === '8'")
+
+            # More like this.
+            page.locator("#results li.result").first.locator(".more-like-this").click()
+            page.wait_for_function(
+                "document.querySelector('#results li.result') && "
+                "![...document.querySelectorAll('#results li.result')]"
+                ".some(li => li.dataset.id === '8')")
+
+            # Thumbs up feeds /v1/recommend.
+            liked = page.locator("#results li.result").first.get_attribute("data-id")
+            with page.expect_response(lambda r: r.url.endswith("/v1/recommend")) as resp:
+                page.locator("#results li.result").first.locator(".thumb-up").click()
+            assert resp.value.status == 200
+            body = resp.value.json()
+            assert body["query"]["positive"] == [int(liked)]
+            page.wait_for_selector("#feedback:not([hidden])")
+            ids = page.eval_on_selector_all("#results li.result", "els => els.map(e => e.dataset.id)")
+            assert ids and liked not in ids
+            assert not errors, errors
+        finally:
+            browser.close()
