@@ -13,7 +13,7 @@ DEMO_SEED ?= 0
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install soundfonts demo test lint bench clean
+.PHONY: install soundfonts demo test lint bench clean browser
 
 install: $(STAMP)
 
@@ -42,7 +42,14 @@ demo: install soundfonts
 	@if $(VENV)/bin/tunescope --help | grep -q " serve "; then $(VENV)/bin/tunescope serve; \
 	  else $(VENV)/bin/tunescope catalog stats; fi
 
-test: install soundfonts
+# Debian chromium for the browser test (driven by Playwright's Python package, never
+# `playwright install`). Without root or apt the browser test skips and says why.
+browser:
+	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
+	  || echo "note: chromium not installed; the browser test will skip"; fi
+
+test: install soundfonts browser
 	$(PY) -m pytest -q
 
 lint: install

@@ -95,7 +95,8 @@ def test_page_end_to_end(server: str, tmp_path: Path) -> None:
             body = resp.value.json()
             assert body["query"]["positive"] == [int(liked)]
             page.wait_for_selector("#feedback:not([hidden])")
-            ids = page.eval_on_selector_all("#results li.result", "els => els.map(e => e.dataset.id)")
+            ids = page.eval_on_selector_all("#results li.result",
+                                            "els => els.map(e => e.dataset.id)")
             assert ids and liked not in ids
             assert not errors, errors
         finally:
