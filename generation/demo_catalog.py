@@ -89,6 +89,7 @@ class RenderJob:
     soundfonts: tuple[str, ...]
     write_audio: bool = True
     paraphrases: bool = False
+    max_duration_s: float | None = None  # training sets only need the first 20 s
 
 
 @dataclass
@@ -117,7 +118,9 @@ def plan_catalog(size: int, seed: int, sources: Sequence[Source] | None = None,
         if s.family in ("irish", "scottish", "folk") and not s.facts.get("tune_type"):
             continue  # dance books without a rhythm field: the tune type would be a guess
         by_family[s.family].append(s)
-    want = {f: max(1, round(size * share * 1.1)) for f, share in FAMILY_SHARE.items()}
+    present = sum(FAMILY_SHARE.get(f, 0.0) for f in by_family) or 1.0
+    shares = {f: FAMILY_SHARE.get(f, 0.0) / present for f in by_family}
+    want = {f: max(1, round(size * share * 1.1)) for f, share in shares.items()}
     picked: list[Source] = []
     for fam in sorted(by_family):
         pool = by_family[fam]
@@ -136,17 +139,17 @@ def plan_catalog(size: int, seed: int, sources: Sequence[Source] | None = None,
         picked.extend(take)
     rng.shuffle(picked)
     # interleave so that the first `size` keep the family proportions
-    primary = _proportional_prefix(picked, size)
+    primary = _proportional_prefix(picked, size, shares)
     chosen = {s.piece_id for s in primary}
     reserve = [s for s in picked if s.piece_id not in chosen][: max(10, size // 10)]
     return primary + reserve
 
 
-def _proportional_prefix(picked: list[Source], size: int) -> list[Source]:
+def _proportional_prefix(picked: list[Source], size: int, shares: dict[str, float]) -> list[Source]:
     by_fam: dict[str, list[Source]] = defaultdict(list)
     for s in picked:
         by_fam[s.family].append(s)
-    quota = {f: int(round(size * FAMILY_SHARE.get(f, 0))) for f in by_fam}
+    quota = {f: int(round(size * shares.get(f, 0.0))) for f in by_fam}
     out: list[Source] = []
     for f, lst in by_fam.items():
         out.extend(lst[: quota[f]])
@@ -225,6 +228,8 @@ def _render_views(job: RenderJob, ev, facts: dict[str, Any], tonic_pc: int) -> R
         heard_beat_ql = typical_ioi * (3.0 if mclass == "compound" else 2.0)
         bpm = round(qbpm / heard_beat_ql, 1)
         duration = round(rng.uniform(20.0, 30.0), 2)
+        if job.max_duration_s:
+            duration = min(duration, job.max_duration_s)
         n_bars = max(1, int(ev.length_ql // ev.bar_ql))
         piece_s = ev.length_ql * sec_per_ql
         start_bar = 0 if (r == 0 or piece_s <= duration * 1.2) else rng.randrange(
@@ -355,8 +360,8 @@ def run_jobs(jobs: Sequence[RenderJob], workers: int,
 def build_catalog(out_dir: Path, size: int = 1500, seed: int = 0, *, renders: int = 1,
                   sample_rate: int = 22050, workers: int | None = None,
                   soundfonts: Sequence[str] | None = None, splits: Sequence[str] | None = None,
-                  paraphrases: bool = False, progress: Callable[[int, int], None] | None = None
-                  ) -> dict[str, Any]:
+                  paraphrases: bool = False, progress: Callable[[int, int], None] | None = None,
+                  sources: Sequence[Source] | None = None) -> dict[str, Any]:
     """Render a catalog of ``size`` pieces into ``out_dir`` (``audio/`` + ``metadata.jsonl``).
 
     Args:
@@ -370,6 +375,7 @@ def build_catalog(out_dir: Path, size: int = 1500, seed: int = 0, *, renders: in
         splits: keep only pieces of these splits (e.g. ``["test"]`` for an evaluation set).
         paraphrases: also write evaluation-only paraphrased captions.
         progress: called with (pieces done, pieces wanted).
+        sources: draw from these pieces only (default: the whole corpus).
 
     Returns:
         A summary: pieces, tracks, failures (piece id -> reason), counts per family.
@@ -381,7 +387,7 @@ def build_catalog(out_dir: Path, size: int = 1500, seed: int = 0, *, renders: in
     sfs = tuple(soundfonts or training_soundfonts())
     out_dir = Path(out_dir)
     (out_dir / "audio").mkdir(parents=True, exist_ok=True)
-    plan = plan_catalog(size, seed, splits=splits)
+    plan = plan_catalog(size, seed, sources, splits=splits)
     workers = workers or os.cpu_count() or 1
     primary, reserve = plan[:size], plan[size:]
     rows_by_index: dict[int, list[dict[str, Any]]] = {}

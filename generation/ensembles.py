@@ -104,9 +104,17 @@ FAMILY_ENSEMBLES: dict[str, dict[str, float]] = {
 
 
 def ensemble(name: str, polyphonic: bool) -> Ensemble:
-    """Look up an ensemble by name in the melody or polyphonic table."""
-    table = POLY_ENSEMBLES if polyphonic else MELODY_ENSEMBLES
-    return table[name]
+    """Look up an ensemble by name, preferring the table that fits the score.
+
+    An ABC tune with a second voice or chords is polyphonic but was drawn from a melody
+    family's table (bagpipes, accordion...): then every part is played by that instrument.
+    """
+    first, second = (POLY_ENSEMBLES, MELODY_ENSEMBLES) if polyphonic else (MELODY_ENSEMBLES, POLY_ENSEMBLES)
+    if name in first:
+        return first[name]
+    if name in second:
+        return second[name]
+    raise KeyError(f"unknown ensemble {name!r}")
 
 
 def programs_for(ens: Ensemble, n_voices: int) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]]:

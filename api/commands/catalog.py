@@ -32,7 +32,10 @@ def _embedding_stage(settings: Settings) -> OnBatch | None:
     and adds their ``Embedding`` rows to ``session``; it runs inside each batch's transaction
     (see :func:`index.ingest.ingest`). ``None`` means tracks are ingested without embeddings.
     """
-    return None
+    from api.commands.encoder import load_configured_encoder
+    from retrieval.embedding import make_embedding_stage
+
+    return make_embedding_stage(load_configured_encoder(settings), AudioStore(settings.audio_dir))
 
 
 def ingest_command(
@@ -40,6 +43,8 @@ def ingest_command(
     metadata: Path | None = typer.Option(None, "--metadata", help="Metadata file, .jsonl or .csv."),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Files per transaction."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
+    embed: bool = typer.Option(True, "--embed/--no-embed",
+                               help="Embed new tracks with the configured encoder in the same transaction."),
 ) -> None:
     """Ingest audio files into the catalog (bad files are quarantined, never fatal)."""
     settings = get_settings()
@@ -52,7 +57,7 @@ def ingest_command(
             min_duration_s=settings.min_duration_s,
             max_duration_s=settings.max_duration_s,
             batch_size=batch_size,
-            on_batch=_embedding_stage(settings),
+            on_batch=_embedding_stage(settings) if embed else None,
             progress=not no_progress,
         )
     except CatalogError as e:

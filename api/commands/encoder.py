@@ -1,0 +1,153 @@
+"""``tunescope embed``, ``train-encoder`` and ``eval-encoder``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from api.settings import Settings, get_settings
+
+console = Console(stderr=True)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console)
+
+
+def load_configured_encoder(settings: Settings, name: str | None = None):
+    """The encoder named by ``--encoder`` or ``TUNESCOPE_ENCODER``, from its configured path."""
+    from retrieval.encoders import load_encoder
+
+    name = name or settings.encoder
+    path = settings.encoder_path if name != "default" or settings.encoder_path else None
+    return load_encoder(name, path=path, device=settings.device)
+
+
+def embed_command(
+    encoder: str = typer.Option(None, "--encoder", help="Encoder name (default: TUNESCOPE_ENCODER)."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, max=1024, help="Tracks per transaction."),
+) -> None:
+    """Embed every catalog track that lacks a vector for the encoder (resumable)."""
+    from api.commands.catalog import open_from_settings
+    from index.store import AudioStore
+    from retrieval.embedding import embed_missing, missing_track_ids
+
+    settings = get_settings()
+    factory = open_from_settings(settings)
+    enc = load_configured_encoder(settings, encoder)
+    with factory() as s:
+        todo = len(missing_track_ids(s, enc.id))
+    if todo == 0:
+        console.print(f"every track already has an embedding for {enc.id}")
+        return
+    t = time.time()
+    with _progress() as bar:
+        task = bar.add_task(f"embedding with {enc.id}", total=todo)
+        n = embed_missing(factory, enc, AudioStore(settings.audio_dir), batch_size=batch_size,
+                          progress=lambda d, total: bar.update(task, completed=d))
+    console.print(f"embedded {n} tracks with {enc.id} in {time.time() - t:.0f} s")
+
+
+def train_encoder_command(
+    out: Path = typer.Option(None, "--out", help="Weights file (default: the packaged clap-mini)."),
+    size: int = typer.Option(1800, "--size", min=10, help="Training pieces (train split only)."),
+    renders: int = typer.Option(2, "--renders", min=1, max=8, help="Renders per training piece."),
+    val_size: int = typer.Option(200, "--val-size", min=10, help="Validation pieces."),
+    epochs: int = typer.Option(40, "--epochs", min=1, max=500),
+    budget_min: float = typer.Option(30.0, "--budget-min", min=1.0, help="Training time budget (minutes)."),
+    seed: int = typer.Option(0, "--seed"),
+    cache: Path = typer.Option(None, "--cache", help="Feature cache folder (default: $TUNESCOPE_HOME/encoder-data)."),
+) -> None:
+    """Train the default encoder (clap-mini) on rendered train-split pieces; reproduces the
+    committed weights (about 45 minutes on 2 CPU cores including rendering)."""
+    from api.encoder_jobs import train_default_encoder
+    from retrieval.encoders.default import DEFAULT_WEIGHTS
+    from retrieval.encoders.training import TrainConfig
+
+    settings = get_settings()
+    cfg = TrainConfig(epochs=epochs, time_budget_s=budget_min * 60, seed=seed)
+    with _progress() as bar:
+        tasks: dict[str, int] = {}
+
+        def prog(name: str, d: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(f"rendering {name}", total=total)
+            bar.update(tasks[name], completed=d)
+
+        info = train_default_encoder(cache or settings.home / "encoder-data", out or DEFAULT_WEIGHTS,
+                                     size=size, renders=renders, val_size=val_size, seed=seed, cfg=cfg,
+                                     log=lambda s: bar.console.print(s), progress=prog)
+    console.print_json(json.dumps(info["best_metrics"]))
+
+
+def eval_encoder_command(
+    encoder: str = typer.Option("default", "--encoder", help="Only the default encoder is supported here."),
+    weights: Path = typer.Option(None, "--weights", help="Weights file (default: the packaged clap-mini)."),
+    size: int = typer.Option(400, "--size", min=10, help="Test pieces."),
+    soundfont: str = typer.Option("heldout", "--soundfont",
+                                  help="'heldout' (never used in training) or 'train' (training soundfonts)."),
+    seed: int = typer.Option(7, "--seed"),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    cache: Path = typer.Option(None, "--cache"),
+) -> None:
+    """Evaluate on test-split pieces (never trained on), next to a random-ranking baseline."""
+    from api.encoder_jobs import evaluate_default_encoder
+
+    if encoder != "default":
+        raise typer.BadParameter("eval-encoder evaluates the default encoder (features are cached per "
+                                 "render); CLAP backends are compared in benchmarks/bench_encoders.py")
+    if soundfont not in ("heldout", "train"):
+        raise typer.BadParameter(f"--soundfont must be 'heldout' or 'train', got {soundfont!r}")
+    settings = get_settings()
+    with _progress() as bar:
+        task = bar.add_task("rendering test pieces", total=size)
+        report = evaluate_default_encoder(cache or settings.home / "encoder-data", weights, size=size,
+                                          heldout=soundfont == "heldout", seed=seed,
+                                          progress=lambda d, t: bar.update(task, completed=d, total=t))
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    print_report(report)
+
+
+def print_report(report: dict) -> None:
+    """The evaluation as rich tables (stdout)."""
+    out = Console()
+    out.print(f"[bold]{report['encoder']}[/bold] on {report['n_renders']} renders of "
+              f"{report['n_pieces']} test pieces, soundfont: {report['soundfont']}")
+    t = Table(title="retrieval (model | random baseline)")
+    for c in ("task", "R@1", "R@5", "R@10", "nDCG@10"):
+        t.add_column(c)
+    for name, m in report["retrieval"].items():
+        b = m["random"]
+        t.add_row(name, *[f"{m[k]:.3f} | {b[k]:.3f}" for k in ("R@1", "R@5", "R@10", "nDCG@10")])
+    out.print(t)
+    t = Table(title="single-attribute queries")
+    for c in ("query", "P@10", "nDCG@10", "random P@10", "relevant"):
+        t.add_column(c)
+    for q, m in report["single_attribute"]["queries"].items():
+        t.add_row(q, f"{m['P@10']:.2f}", f"{m['nDCG@10']:.2f}", f"{m['random_P@10']:.2f}", str(m["n_relevant"]))
+    t.add_row("[bold]mean", f"{report['single_attribute']['mean_P@10']:.3f}",
+              f"{report['single_attribute']['mean_nDCG@10']:.3f}",
+              f"{report['single_attribute']['mean_random_P@10']:.3f}", "")
+    out.print(t)
+    t = Table(title="zero-shot attributes")
+    for c in ("attribute", "accuracy", "balanced acc.", "majority class", "n"):
+        t.add_column(c)
+    for a, m in report["zero_shot"].items():
+        t.add_row(a, f"{m['accuracy']:.3f}", f"{m['balanced_accuracy']:.3f}", f"{m.get('majority', 0):.3f}",
+                  str(m["n"]))
+    out.print(t)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("embed")(embed_command)
+    app.command("train-encoder")(train_encoder_command)
+    app.command("eval-encoder")(eval_encoder_command)

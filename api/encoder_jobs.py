@@ -1,0 +1,199 @@
+"""Encoder jobs that wire the renderer (``generation``) to the trainer and metrics (``retrieval``).
+
+This is composition, so it lives in ``api``: ``retrieval`` cannot import ``generation``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from generation.render import HELDOUT_SOUNDFONT, soundfont_paths, training_soundfonts
+from generation.training_data import FeatureSet, build_feature_set
+from retrieval.encoders.default import DEFAULT_WEIGHTS, ClapMini, load_minilm
+from retrieval.encoders.evaluation import retrieval_metrics, zero_shot
+from retrieval.encoders.features import frames_for
+from retrieval.encoders.training import TrainConfig, TrainData, Trainer, label_arrays, save_weights
+
+Log = Callable[[str], None]
+
+
+def cached_feature_set(cache: Path, name: str, log: Log, **kwargs: Any) -> FeatureSet:
+    """Load ``cache/name.npz`` if it was built with the same arguments, else build and save it."""
+    path = cache / f"{name}.npz"
+    meta = cache / f"{name}.json"
+    key = json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items()
+                      if k != "progress"}, sort_keys=True, default=str)
+    if path.is_file() and meta.is_file() and meta.read_text() == key:
+        log(f"using cached {path}")
+        return FeatureSet.load(path)
+    t = time.time()
+    fs = build_feature_set(**kwargs)
+    fs.save(path)
+    meta.write_text(key)
+    log(f"built {name}: {len(fs.rows)} renders in {time.time() - t:.0f} s")
+    return fs
+
+
+def embed_captions(texts: Sequence[str], batch: int = 256) -> np.ndarray:
+    """Frozen MiniLM vectors (384-d, unnormalised as MiniLM emits them) for every caption."""
+    model = load_minilm("cpu")
+    return model.encode(list(texts), batch_size=batch, convert_to_numpy=True, show_progress_bar=False)
+
+
+def audio_embeddings_from_features(model: ClapMini, fs: FeatureSet, batch: int = 64) -> np.ndarray:
+    """Unit audio embeddings from stored 20 s features: mean of the 10 s windows at 0, 5, 10 s
+    (the same windows ``DefaultEncoder.embed_audio`` would take)."""
+    frames = frames_for(10.0)
+    starts = [0, 250, 500]
+    out = []
+    with torch.inference_mode():
+        for s in range(0, len(fs.rows), batch):
+            acc = 0
+            for st in starts:
+                feats = {
+                    "logmel": torch.from_numpy(fs.logmel[s:s + batch, :, st:st + frames].astype(np.float32)),
+                    "chroma": torch.from_numpy(fs.chroma[s:s + batch, :, st:st + frames].astype(np.float32)),
+                    "onset": torch.from_numpy(fs.onset[s:s + batch, st:st + frames].astype(np.float32)),
+                }
+                acc = acc + model.embed_audio_feats(feats)
+            out.append(torch.nn.functional.normalize(acc, dim=-1).numpy())
+    return np.concatenate(out)
+
+
+def text_embedder(model: ClapMini) -> Callable[[list[str]], np.ndarray]:
+    """embed_text for a model under training (frozen MiniLM + the model's projection)."""
+    minilm = load_minilm("cpu")
+
+    def embed(texts: list[str]) -> np.ndarray:
+        v = minilm.encode(list(texts), convert_to_tensor=True, show_progress_bar=False).float()
+        with torch.inference_mode():
+            return torch.nn.functional.normalize(model.embed_text_vecs(v), dim=-1).numpy()
+
+    return embed
+
+
+def quick_metrics(model: ClapMini, fs: FeatureSet) -> dict[str, float]:
+    """Validation metrics used for early stopping: caption->audio R@10 (relevant = same piece)
+    and zero-shot balanced accuracy on the four attributes; ``score`` is their mean."""
+    audio = audio_embeddings_from_features(model, fs)
+    embed = text_embedder(model)
+    caps = [r["captions"][0] for r in fs.rows]
+    pieces = np.array([r["piece_id"] for r in fs.rows])
+    sims = embed(caps) @ audio.T
+    rel = pieces[:, None] == pieces[None, :]
+    m = retrieval_metrics(sims, rel)
+    out = {"val_R@10": round(m["R@10"], 4)}
+    for attr in ("instrument_family", "tempo_bucket", "mode_family", "meter_class"):
+        out[f"val_{attr}"] = round(zero_shot(audio, fs.rows, embed, attr)["balanced_accuracy"], 4)
+    out["score"] = round(float(np.mean(list(out.values()))), 4)
+    return out
+
+
+def train_default_encoder(cache: Path, out: Path = DEFAULT_WEIGHTS, *, size: int = 2000, renders: int = 3,
+                          val_size: int = 240, seed: int = 0, cfg: TrainConfig | None = None,
+                          workers: int | None = None, log: Log = print,
+                          progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Render the training and validation sets, train clap-mini, save it. Returns the training info."""
+    cfg = cfg or TrainConfig(seed=seed)
+    sfs = tuple(training_soundfonts())
+    log(f"training soundfonts: {list(sfs)} (held out for evaluation: {HELDOUT_SOUNDFONT})")
+
+    def prog(name: str) -> Callable[[int, int], None] | None:
+        return (lambda d, t: progress(name, d, t)) if progress else None
+
+    train_fs = cached_feature_set(cache, "train", log, size=size, seed=seed, splits=("train",),
+                                  renders=renders, soundfonts=sfs, workers=workers, progress=prog("train"))
+    val_fs = cached_feature_set(cache, "validation", log, size=val_size, seed=seed + 1,
+                                splits=("validation",), renders=2, soundfonts=sfs, workers=workers,
+                                progress=prog("validation"))
+    texts: list[str] = []
+    caption_ids: list[list[int]] = []
+    for r in train_fs.rows:
+        ids = []
+        for c in r["captions"]:
+            ids.append(len(texts))
+            texts.append(c)
+        caption_ids.append(ids)
+    t = time.time()
+    vecs = embed_captions(texts)
+    log(f"embedded {len(texts)} captions with MiniLM in {time.time() - t:.0f} s")
+    data = TrainData(train_fs.logmel, train_fs.chroma, train_fs.onset, caption_ids, label_arrays(train_fs.rows))
+    trainer = Trainer(cfg, vecs, texts)
+    info = trainer.fit(data, lambda m: quick_metrics(m, val_fs), log=log)
+    info["data"] = {"train_pieces": len({r["piece_id"] for r in train_fs.rows}), "train_renders": len(train_fs.rows),
+                    "validation_renders": len(val_fs.rows), "soundfonts": list(sfs),
+                    "heldout_soundfont": HELDOUT_SOUNDFONT if HELDOUT_SOUNDFONT in soundfont_paths() else None}
+    save_weights(trainer.model, out, info)
+    log(f"saved {out}")
+    return info
+
+
+def evaluate_default_encoder(cache: Path, weights: Path | None = None, *, size: int = 400,
+                             heldout: bool = True, seed: int = 7,
+                             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """The full evaluation of ``eval-encoder`` on test-split pieces, rendered twice each.
+
+    With ``heldout`` the renders use the soundfont never used in training (no room/EQ
+    augmentation, so the soundfont is the only change); otherwise the training soundfonts.
+    """
+    from safetensors.torch import load_file
+
+    from retrieval.encoders.default import DefaultEncoder
+    from retrieval.encoders.evaluation import random_baseline, single_attribute_eval
+
+    if heldout:
+        if HELDOUT_SOUNDFONT not in soundfont_paths():
+            raise RuntimeError(f"the held-out soundfont {HELDOUT_SOUNDFONT} is not installed; "
+                               "run `make soundfonts` or use --soundfont train")
+        sfs: tuple[str, ...] = (HELDOUT_SOUNDFONT,)
+    else:
+        sfs = tuple(training_soundfonts())
+    fs = cached_feature_set(cache, f"test-{'heldout' if heldout else 'train-sf'}", lambda s: None,
+                            size=size, seed=seed, splits=("test",), renders=2, soundfonts=sfs,
+                            augment=False, paraphrases=True, progress=progress)
+    enc = DefaultEncoder(weights, device="cpu")
+    model = enc.model
+    model.load_state_dict(load_file(str(enc.path)), strict=False)
+    audio = audio_embeddings_from_features(model, fs)
+    embed = enc.embed_text
+    rows = fs.rows
+    pieces = np.array([r["piece_id"] for r in rows])
+    n = len(rows)
+    report: dict[str, Any] = {"encoder": enc.id, "soundfont": ", ".join(sfs), "n_renders": n,
+                              "n_pieces": len(set(pieces.tolist())), "retrieval": {}}
+    # held-out captions (training style, unseen pieces) and paraphrases (unseen templates):
+    # relevant = the render the caption describes
+    for name, key in (("caption -> audio", "captions"), ("paraphrase -> audio", "paraphrases")):
+        texts, owner = [], []
+        for i, r in enumerate(rows):
+            for c in r.get(key, [])[:2]:
+                texts.append(c)
+                owner.append(i)
+        rel = np.zeros((len(texts), n), dtype=bool)
+        rel[np.arange(len(texts)), owner] = True
+        sims = embed(texts) @ audio.T
+        report["retrieval"][name] = {**retrieval_metrics(sims, rel), "random": random_baseline(rel)}
+    # audio -> audio: another render (other ensemble, tempo, excerpt) of the same piece
+    sims = audio @ audio.T
+    np.fill_diagonal(sims, -np.inf)
+    rel = (pieces[:, None] == pieces[None, :]) & ~np.eye(n, dtype=bool)
+    keep = rel.any(1)
+    report["retrieval"]["audio -> same piece"] = {**retrieval_metrics(sims[keep], rel[keep]),
+                                                   "random": random_baseline(rel[keep][:, :])}
+    sa = single_attribute_eval(audio, rows, embed)
+    report["single_attribute"] = {
+        "queries": sa,
+        "mean_P@10": float(np.mean([m["P@10"] for m in sa.values()])),
+        "mean_nDCG@10": float(np.mean([m["nDCG@10"] for m in sa.values()])),
+        "mean_random_P@10": float(np.mean([m["random_P@10"] for m in sa.values()])),
+    }
+    report["zero_shot"] = {a: zero_shot(audio, rows, embed, a) for a in
+                           ("instrument_family", "tempo_bucket", "mode_family", "meter_class", "tune_type")}
+    return report

@@ -1,0 +1,212 @@
+"""Contrastive training of the default encoder (``clap-mini``).
+
+Objective: symmetric InfoNCE between audio windows and captions, with a learned temperature,
+plus small auxiliary classification heads on the audio side (instrument family, tempo bucket,
+mode, meter). The heads exist because InfoNCE alone lets the audio tower ignore the hard
+attributes (mode, meter) whenever timbre already separates a batch; with them the tower must
+encode those attributes, and the contrastive loss then aligns them with words.
+
+Captions that are identical strings inside a batch ("A jig") are all positives (soft targets),
+not false negatives. The text tower is frozen MiniLM: caption vectors are computed once.
+
+Everything here takes arrays; rendering the data lives in ``generation.training_data``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from retrieval.encoders.default import ClapMini
+from retrieval.encoders.features import frames_for
+
+LABELS: dict[str, list[str]] = {
+    "instrument_family": ["strings", "keyboard", "organ", "woodwind", "brass", "voice",
+                          "free reed", "plucked", "bagpipes", "mixed"],
+    "tempo_bucket": ["slow", "moderate", "fast"],
+    "mode_family": ["major", "minor"],
+    "meter_class": ["duple", "triple", "compound"],
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters (saved beside the weights)."""
+
+    dim: int = 512
+    width: int = 16
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.02
+    crop_s: float = 10.0
+    aux_weight: float = 0.3
+    patience: int = 5
+    time_budget_s: float = 30 * 60
+    seed: int = 0
+    threads: int = 2
+
+
+@dataclass
+class TrainData:
+    """Arrays for training: features, one caption-id list per clip, labels."""
+
+    logmel: np.ndarray  # float16 [N, 64, T]
+    chroma: np.ndarray  # float16 [N, 24, T]
+    onset: np.ndarray  # float16 [N, T]
+    caption_ids: list[list[int]]  # indexes into the caption table
+    labels: dict[str, np.ndarray] = field(default_factory=dict)  # int64 [N], -1 = unknown
+
+
+def label_arrays(rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Integer labels per attribute (-1 where a row has none)."""
+    out = {}
+    for name, classes in LABELS.items():
+        out[name] = np.array([classes.index(r[name]) if r.get(name) in classes else -1 for r in rows],
+                             dtype=np.int64)
+    return out
+
+
+def _crop(data: TrainData, idx: np.ndarray, frames: int, rng: np.random.Generator,
+          augment: bool) -> dict[str, torch.Tensor]:
+    t = data.logmel.shape[-1]
+    starts = rng.integers(0, max(1, t - frames + 1), size=len(idx)) if augment else np.zeros(len(idx), int)
+    mel = np.stack([data.logmel[i, :, s:s + frames] for i, s in zip(idx, starts, strict=True)]).astype(np.float32)
+    chroma = np.stack([data.chroma[i, :, s:s + frames] for i, s in zip(idx, starts, strict=True)]).astype(np.float32)
+    onset = np.stack([data.onset[i, s:s + frames] for i, s in zip(idx, starts, strict=True)]).astype(np.float32)
+    if augment:
+        # EQ: a smooth random curve over mel bands (+-3 dB in these units: 20 dB = 1.0)
+        k = np.arange(mel.shape[1])[None, :] / mel.shape[1]
+        curve = sum(rng.normal(0, 0.06, (len(idx), 1)) * np.cos(np.pi * j * k) for j in range(1, 4))
+        mel = mel + curve[:, :, None].astype(np.float32)
+        # time masks: up to two blocks of 0.5 s
+        for b in range(len(idx)):
+            for _ in range(rng.integers(0, 3)):
+                s = rng.integers(0, frames - 25)
+                mel[b, :, s:s + 25] = mel[b].min()
+    return {"logmel": torch.from_numpy(mel), "chroma": torch.from_numpy(chroma),
+            "onset": torch.from_numpy(onset)}
+
+
+class Trainer:
+    """Owns the model, the auxiliary heads and the loop; reports per-epoch metrics."""
+
+    def __init__(self, cfg: TrainConfig, caption_vecs: np.ndarray, caption_texts: Sequence[str]) -> None:
+        self.cfg = cfg
+        torch.manual_seed(cfg.seed)
+        torch.set_num_threads(cfg.threads)
+        self.model = ClapMini(dim=cfg.dim, width=cfg.width)
+        self.heads = nn.ModuleDict({k: nn.Linear(512, len(v)) for k, v in LABELS.items()})
+        self.caption_vecs = torch.from_numpy(caption_vecs.astype(np.float32))
+        # identical strings share an id, so equal captions in a batch become joint positives
+        uniq: dict[str, int] = {}
+        self.text_key = torch.tensor([uniq.setdefault(t, len(uniq)) for t in caption_texts])
+
+    def _loss(self, feats: dict[str, torch.Tensor], cap: torch.Tensor,
+              labels: dict[str, torch.Tensor],
+              class_w: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        hidden = self.model.audio_hidden(feats)
+        a = F.normalize(self.model.audio_proj(hidden), dim=-1)
+        t = F.normalize(self.model.embed_text_vecs(self.caption_vecs[cap]), dim=-1)
+        scale = self.model.logit_scale.exp().clamp(max=100.0)
+        logits = scale * a @ t.T
+        keys = self.text_key[cap]
+        target = (keys[:, None] == keys[None, :]).float()
+        target = target / target.sum(1, keepdim=True)
+        loss_c = 0.5 * (torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
+                        + torch.sum(-target * F.log_softmax(logits.T, 1), 1).mean())
+        loss = loss_c
+        parts = {"contrastive": float(loss_c.detach())}
+        for name, head in self.heads.items():
+            y = labels[name]
+            ok = y >= 0
+            if ok.any():
+                la = F.cross_entropy(head(hidden[ok]), y[ok], weight=class_w[name])
+                loss = loss + self.cfg.aux_weight * la
+                parts[name] = float(la.detach())
+        return loss, parts
+
+    def fit(self, train: TrainData, validate: Callable[[ClapMini], dict[str, float]],
+            log: Callable[[str], None] = print) -> dict[str, Any]:
+        """Train until the epoch budget, the time budget or early stopping; keep the best."""
+        cfg = self.cfg
+        rng = np.random.default_rng(cfg.seed)
+        frames = frames_for(cfg.crop_s)
+        params = list(self.model.parameters()) + list(self.heads.parameters())
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        n = len(train.caption_ids)
+        steps_per_epoch = max(1, n // cfg.batch_size)
+        total = steps_per_epoch * cfg.epochs
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        class_w = {}
+        for name, classes in LABELS.items():
+            y = train.labels[name]
+            counts = np.bincount(y[y >= 0], minlength=len(classes)).astype(np.float32)
+            w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(classes), 0.0)
+            class_w[name] = torch.from_numpy(np.sqrt(w).astype(np.float32))  # balanced, softened
+        labels_t = {k: torch.from_numpy(v) for k, v in train.labels.items()}
+        best: dict[str, Any] = {"score": -1.0}
+        history = []
+        start = time.time()
+        bad = 0
+        for epoch in range(cfg.epochs):
+            self.model.train()
+            self.heads.train()
+            perm = rng.permutation(n)
+            agg: dict[str, float] = {}
+            for s in range(steps_per_epoch):
+                idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+                feats = _crop(train, idx, frames, rng, augment=True)
+                cap = torch.tensor([train.caption_ids[i][int(rng.integers(len(train.caption_ids[i])))]
+                                    for i in idx])
+                loss, parts = self._loss(feats, cap, {k: v[idx] for k, v in labels_t.items()}, class_w)
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 5.0)
+                opt.step()
+                sched.step()
+                for k, v in parts.items():
+                    agg[k] = agg.get(k, 0.0) + v / steps_per_epoch
+            self.model.eval()
+            metrics = validate(self.model)
+            elapsed = time.time() - start
+            history.append({"epoch": epoch + 1, "elapsed_s": round(elapsed, 1),
+                            **{f"train_{k}": round(v, 4) for k, v in agg.items()}, **metrics})
+            log(json.dumps(history[-1]))
+            if metrics["score"] > best["score"]:
+                best = {"score": metrics["score"], "epoch": epoch + 1, "metrics": metrics,
+                        "state": {k: v.detach().clone() for k, v in self.model.state_dict().items()}}
+                bad = 0
+            else:
+                bad += 1
+            per_epoch = elapsed / (epoch + 1)
+            if bad >= cfg.patience:
+                log(f"early stop at epoch {epoch + 1} (best {best['epoch']})")
+                break
+            if elapsed + per_epoch > cfg.time_budget_s:
+                log(f"time budget reached after epoch {epoch + 1}")
+                break
+        self.model.load_state_dict(best["state"])
+        return {"best_epoch": best["epoch"], "best_metrics": best["metrics"], "history": history,
+                "train_clips": n, "config": asdict(cfg), "train_time_s": round(time.time() - start, 1)}
+
+
+def save_weights(model: ClapMini, path: Path, info: dict[str, Any]) -> None:
+    """Weights as safetensors (never pickle) and a JSON sidecar with config and metrics."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path))
+    path.with_suffix(".json").write_text(json.dumps({"config": model.config, **info}, indent=2))
