@@ -242,7 +242,12 @@ def _open_state(settings: Settings, encoder: Encoder | None,
 
         encoder = load_encoder(settings.encoder, settings.encoder_path, settings.device)
     if service is None:
-        service = SearchService.open(encoder, factory, settings.index_dir)
+        # One FAISS thread per query: the server's parallelism is its concurrent requests, and
+        # OpenMP teams spun up inside each request thread oversubscribe the CPU (10x slower).
+        from index.vectors import IndexConfig
+
+        service = SearchService.open(encoder, factory, settings.index_dir,
+                                     index_config=IndexConfig(device=settings.device, threads=1))
     return AppState(settings, factory, AudioStore(settings.audio_dir), service, threading.Lock())
 
 
