@@ -230,8 +230,9 @@ class ClapEncoderBase:
                 owners.append(k)
         raw = self.embed_windows(windows)  # all windows of all tracks batched together
         pooled = np.zeros((len(waveforms), self.dim), dtype=np.float64)
-        counts = np.bincount(np.asarray(owners, dtype=np.int64), minlength=len(waveforms))
-        np.add.at(pooled, np.asarray(owners), raw)
+        idx = np.asarray(owners, dtype=np.int64)
+        counts = np.bincount(idx, minlength=len(waveforms))
+        np.add.at(pooled, idx, raw)
         return l2_normalize(pooled / np.maximum(counts, 1)[:, None])
 
 

@@ -224,7 +224,8 @@ class LaionClapEncoder(ClapEncoderBase):
             ``None`` skips the check.
         enable_fusion: whether the checkpoint is a fusion one; checked against its keys.
         tokenizer_path: a local directory with the ``roberta-base`` tokenizer files
-            (``vocab.json`` + ``merges.txt``, or ``tokenizer.json``).
+            (``vocab.json`` + ``merges.txt``, or ``tokenizer.json``); ``None`` means the
+            ``roberta-base`` directory beside the checkpoint.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
         window_s: analysis window in seconds (10 s, as trained).
         hop_s: hop between windows in seconds.
@@ -247,12 +248,14 @@ class LaionClapEncoder(ClapEncoderBase):
                 f"LAION-CLAP checkpoint not found: {checkpoint}. Expected a .pt file such as "
                 f"music_audioset_epoch_15_esc_90.14.pt (from the lukewys/laion_clap model page); "
                 f"download it on a machine with network access and copy it to {checkpoint}.")
-        if tokenizer_path is None or not Path(tokenizer_path).expanduser().is_dir():
+        if tokenizer_path is None:  # the convention that lets TUNESCOPE_ENCODER_PATH suffice
+            tokenizer_path = checkpoint.parent / "roberta-base"
+        if not Path(tokenizer_path).expanduser().is_dir():
             raise WeightsNotFoundError(
-                f"LAION-CLAP needs a local roberta-base tokenizer directory, got "
-                f"{tokenizer_path!r}. Download FacebookAI/roberta-base's vocab.json, merges.txt "
-                f"and tokenizer_config.json into a directory (e.g. /models/roberta-base) and pass "
-                f"tokenizer_path=.")
+                f"LAION-CLAP needs a local roberta-base tokenizer directory; {tokenizer_path} "
+                f"does not exist. Download FacebookAI/roberta-base's vocab.json, merges.txt and "
+                f"tokenizer_config.json into {checkpoint.parent / 'roberta-base'} (found there "
+                f"automatically) or pass tokenizer_path=.")
         if amodel is not None and amodel not in AMODELS:
             raise RetrievalError(f"amodel must be one of {sorted(AMODELS)} or None, got {amodel!r}")
         tokenizer_path = Path(tokenizer_path).expanduser()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,15 @@ def _save_hf(path: Path, model: transformers.ClapModel) -> Path:
     return path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads; on a shared CPU, OpenMP spinning costs 5x."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _save_hf(tmp_path_factory.mktemp("clap"), _tiny_model())
@@ -118,6 +128,9 @@ def test_shapes_norms_determinism(enc: HFClapEncoder, rng: np.random.Generator) 
     np.testing.assert_allclose(enc.embed_audio(waves[:1])[0], a[0], atol=1e-5)
     np.testing.assert_allclose(enc.embed_text(CAPTIONS[2:3])[0], t[2], atol=1e-5)
     assert enc.text_collapse_cosine < 0.98  # the randomised text tower is healthy
+    assert enc.embed_audio([]).shape == (0, 16) and enc.embed_text([]).shape == (0, 16)
+    with pytest.raises(RetrievalError, match="mono"):
+        enc.embed_audio([np.zeros((2, SR), dtype=np.float32)])
 
 
 def test_window_starts_cover_the_track() -> None:
@@ -212,6 +225,10 @@ def test_laion_checkpoint_round_trip(tmp_path: Path, enc: HFClapEncoder,
         LaionClapEncoder(pt, amodel=None, device="cpu")
     with pytest.raises(WeightsNotFoundError, match="music_audioset"):
         LaionClapEncoder(tmp_path / "missing.pt", tokenizer_path=enc.path)
+    # Through the registry, with the tokenizer found beside the checkpoint.
+    (tmp_path / "roberta-base").symlink_to(enc.path)
+    via_registry = load_encoder("laion-clap", path=pt, device="cpu", amodel=None)
+    assert via_registry.id == lc.id
 
 
 def test_registry(hf_dir: Path) -> None:
