@@ -18,7 +18,7 @@ from generation.render import HELDOUT_SOUNDFONT, soundfont_paths, training_sound
 from generation.training_data import FeatureSet, build_feature_set
 from retrieval.encoders.default import DEFAULT_WEIGHTS, ClapMini, load_minilm
 from retrieval.encoders.evaluation import retrieval_metrics, zero_shot
-from retrieval.encoders.features import frames_for
+from retrieval.encoders.features import FEATURE_VERSION, frames_for
 from retrieval.encoders.training import TrainConfig, TrainData, Trainer, label_arrays, save_weights
 
 Log = Callable[[str], None]
@@ -28,8 +28,9 @@ def cached_feature_set(cache: Path, name: str, log: Log, **kwargs: Any) -> Featu
     """Load ``cache/name.npz`` if it was built with the same arguments, else build and save it."""
     path = cache / f"{name}.npz"
     meta = cache / f"{name}.json"
-    key = json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items()
-                      if k != "progress"}, sort_keys=True, default=str)
+    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items() if k != "progress"}
+    params["feature_version"] = FEATURE_VERSION  # features changed -> cached renders are stale
+    key = json.dumps(params, sort_keys=True, default=str)
     if path.is_file() and meta.is_file() and meta.read_text() == key:
         log(f"using cached {path}")
         return FeatureSet.load(path)

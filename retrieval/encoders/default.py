@@ -65,15 +65,16 @@ class AudioTower(nn.Module):
             _tblock(6 * w, 8 * w, 3), _tblock(8 * w, 8 * w, 3),
         )
         n_lags = MAX_LAG - MIN_LAG
-        self.rhythm = nn.Sequential(nn.Linear(n_lags + 4, 192), nn.GELU(), nn.Linear(192, 96), nn.GELU())
+        self.rhythm = nn.Sequential(nn.Linear(n_lags + 4 + 2 * (len(BEAT_MULTIPLES) + 1), 192), nn.GELU(),
+                                    nn.Linear(192, 96), nn.GELU())
         self.onset_cnn = nn.Sequential(
             nn.Conv1d(1, 16, 9, padding=4), nn.GELU(), nn.MaxPool1d(2),
             nn.Conv1d(16, 32, 9, padding=4), nn.GELU(), nn.MaxPool1d(2),
             nn.Conv1d(32, 48, 9, padding=4), nn.GELU(),
         )
-        self.harmony = nn.Sequential(nn.Linear(48, 128), nn.GELU(), nn.Linear(128, 96), nn.GELU())
+        self.harmony = nn.Sequential(nn.Linear(48 + 4, 128), nn.GELU(), nn.Linear(128, 96), nn.GELU())
         self.fuse = nn.Sequential(
-            nn.Linear(16 * w + 96 + 96 + 96, hidden), nn.GELU(), nn.Dropout(0.1), nn.Linear(hidden, hidden)
+            nn.Linear(16 * w + 96 + 96 + 96 + 6, hidden), nn.GELU(), nn.Dropout(0.1), nn.Linear(hidden, hidden)
         )
 
     def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -91,16 +92,49 @@ class AudioTower(nn.Module):
         mean = chroma.mean(-1)  # [B, 24]
         std = chroma.std(-1)
         full, bass = mean[:, :12], mean[:, 12:]
+        corr = _key_correlations(full, bass)  # [B, 12, 4]
         rots = []
         for r in range(12):  # candidate tonic r moved to index 0
             rots.append(torch.cat([torch.roll(full, -r, 1), torch.roll(bass, -r, 1),
-                                   torch.roll(std[:, :12], -r, 1), torch.roll(std[:, 12:], -r, 1)], 1))
+                                   torch.roll(std[:, :12], -r, 1), torch.roll(std[:, 12:], -r, 1),
+                                   corr[:, r]], 1))
         h = self.harmony(torch.stack(rots, 1))  # [B, 12, 96]
-        return torch.cat([h.amax(1)[:, :48], h.mean(1)[:, :48]], dim=1)
+        best = corr.amax(1)  # [B, 4]: best major / minor fit, full range and bass
+        summary = torch.cat([best, best[:, 0:1] - best[:, 1:2], best[:, 2:3] - best[:, 3:4]], 1)
+        return torch.cat([h.amax(1)[:, :48], h.mean(1)[:, :48], summary], dim=1)
+
+
+#: Krumhansl-Kessler key profiles (tonic first): the classic key-finding templates.
+_KK_MAJOR = torch.tensor([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_KK_MINOR = torch.tensor([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+BEAT_MULTIPLES = (1 / 3, 1 / 2, 2 / 3, 1.0, 1.5, 2.0, 3.0, 4.0)
+
+
+def _key_correlations(full: torch.Tensor, bass: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of the pitch-class profile, rotated to each tonic, with the major and
+    minor key profiles: ``[B, 12 tonics, 4]`` (full major, full minor, bass major, bass minor).
+
+    Relative keys share their notes (C major / A minor); what separates them is which notes are
+    stressed, which is exactly what these templates weigh. Given as features, the network does
+    not have to rediscover key-finding from 3,000 clips.
+    """
+    def corr(profile: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
+        rolled = torch.stack([torch.roll(profile, -r, 1) for r in range(12)], 1)  # [B, 12, 12]
+        a = rolled - rolled.mean(-1, keepdim=True)
+        b = (template - template.mean()).to(profile.device)
+        return (a @ b) / (a.norm(dim=-1) * b.norm() + 1e-8)
+
+    return torch.stack([corr(full, _KK_MAJOR), corr(full, _KK_MINOR),
+                        corr(bass, _KK_MAJOR), corr(bass, _KK_MINOR)], -1)
 
 
 def _rhythm_features(onset: torch.Tensor) -> torch.Tensor:
-    """Normalised autocorrelation of the onset envelope at lags 0.1-3 s, plus density stats."""
+    """Onset-envelope periodicity: normalised autocorrelation at lags 0.1-3 s, density stats, and
+    the autocorrelation at fixed multiples of the two strongest beat candidates.
+
+    The raw lags make tempo readable; the beat-relative samples make meter readable at any
+    tempo (a triple meter peaks at three beats, a compound one subdivides the beat in three).
+    """
     x = onset - onset.mean(-1, keepdim=True)
     n = x.shape[-1]
     spec = torch.fft.rfft(x, n=2 * n)
@@ -113,7 +147,18 @@ def _rhythm_features(onset: torch.Tensor) -> torch.Tensor:
     density = peaks.float().sum(-1, keepdim=True) / (n / FPS) / 10.0
     stats = torch.cat([density, onset.mean(-1, keepdim=True), onset.std(-1, keepdim=True),
                        (onset > 0.3).float().mean(-1, keepdim=True)], dim=1)
-    return torch.cat([lags, stats], dim=1)
+    beat = [_beat_relative(ac, lo, hi) for lo, hi in ((15, 60), (8, 30))]  # 0.3-1.2 s, 0.16-0.6 s
+    return torch.cat([lags, stats, *beat], dim=1)
+
+
+def _beat_relative(ac: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    n = ac.shape[-1]
+    hi = min(hi, n - 1)
+    if hi <= lo:
+        return torch.zeros(ac.shape[0], len(BEAT_MULTIPLES) + 1, device=ac.device)
+    period = ac[:, lo:hi].argmax(-1) + lo  # [B] frames
+    idx = torch.stack([(period.float() * m).round().long().clamp(1, n - 1) for m in BEAT_MULTIPLES], 1)
+    return torch.cat([ac.gather(1, idx), torch.log(period.float() / FPS)[:, None]], 1)
 
 
 class TextHead(nn.Module):

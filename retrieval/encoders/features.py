@@ -25,6 +25,9 @@ N_FFT = 1024
 N_FFT_CHROMA = 4096
 N_MELS = 64
 FPS = SAMPLE_RATE / HOP
+#: Bumped whenever feature computation changes: cached training renders built with another
+#: version are stale (``api.encoder_jobs.cached_feature_set`` checks it).
+FEATURE_VERSION = 1
 
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:

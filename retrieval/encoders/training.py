@@ -51,7 +51,7 @@ class TrainConfig:
     weight_decay: float = 0.02
     crop_s: float = 10.0
     aux_weight: float = 0.3
-    patience: int = 5
+    patience: int = 8
     time_budget_s: float = 30 * 60
     seed: int = 0
     threads: int = 2
@@ -147,8 +147,9 @@ class Trainer:
         n = len(train.caption_ids)
         steps_per_epoch = max(1, n // cfg.batch_size)
         total = steps_per_epoch * cfg.epochs
+        warmup = max(1, min(100, total // 10))
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+            opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
         class_w = {}
         for name, classes in LABELS.items():
             y = train.labels[name]
@@ -199,7 +200,7 @@ class Trainer:
                 break
         self.model.load_state_dict(best["state"])
         return {"best_epoch": best["epoch"], "best_metrics": best["metrics"], "history": history,
-                "train_clips": n, "config": asdict(cfg), "train_time_s": round(time.time() - start, 1)}
+                "train_clips": n, "train_config": asdict(cfg), "train_time_s": round(time.time() - start, 1)}
 
 
 def save_weights(model: ClapMini, path: Path, info: dict[str, Any]) -> None:
