@@ -1,0 +1,316 @@
+"""Generative retrieval: prior seeds -> neighbours of each -> fused ranking -> diverse page.
+
+A text query is ambiguous ("Irish music" is jigs and reels and airs); searching from one query
+point returns one corner of the answer. Here the diffusion prior draws K plausible *audio*
+embeddings for the query (steered toward positive prompts or example tracks and away from
+negative ones), each seed is searched, the K ranked lists (plus, by default, the plain query's
+own list) are fused, and maximal marginal relevance picks a page that covers the regions the
+seeds found. The mean pairwise cosine distance of the seeds is reported as the query's
+uncertainty (its *spread*).
+
+Everything is a function of arrays and two callables (``neighbours`` and ``vectors``), so the
+same ranking code runs against the search service (:func:`generative_search`), or against a
+plain embedding matrix in the evaluation (:func:`matrix_backend`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from retrieval.encoders.base import l2_normalize
+from retrieval.errors import RetrievalError
+
+if TYPE_CHECKING:  # the prior pulls torch; the search service only SQLAlchemy + FAISS
+    from retrieval.prior.pipeline import PriorPipeline
+    from retrieval.search import SearchOptions, SearchService
+
+Fusion = Literal["rrf", "mean_sim", "max_sim"]
+#: ``neighbours(queries [Q, dim], n) -> (ids [Q][<=n], scores [Q][<=n])``, best first.
+Neighbours = Callable[[np.ndarray, int], tuple[list[np.ndarray], list[np.ndarray]]]
+#: ``vectors(ids [n]) -> [n, dim]`` unit rows of catalog tracks.
+Vectors = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class GenerativeConfig:
+    """How seeds become a result page.
+
+    Attributes:
+        seeds: K, prior samples per query.
+        guidance: positive guidance scale (None: the prior's default from its card).
+        negative_guidance: negative guidance scale (None: the prior's default).
+        steps: denoising steps (None: the prior's default).
+        per_seed: neighbours fetched per seed (the fusion's candidate pool is their union).
+        fusion: ``rrf`` (reciprocal rank fusion over the seeds' lists), ``mean_sim`` (mean
+            cosine to the seeds) or ``max_sim`` (best cosine to any seed).
+        rrf_k: the RRF constant (60 in Cormack et al.; small values trust the top ranks more).
+        query_weight: weight of the plain query's own list in the fusion, relative to one seed
+            (0 = seeds only). The query keeps the page anchored on the literal request while
+            the seeds add the regions it implies.
+        mmr_lambda: relevance vs. novelty in the final page (None: fused order as is).
+        seed: the random seed of the first prior sample (seed ``i`` uses ``seed + i``).
+    """
+
+    seeds: int = 8
+    guidance: float | None = None
+    negative_guidance: float | None = None
+    steps: int | None = None
+    per_seed: int = 30
+    fusion: Fusion = "rrf"
+    rrf_k: float = 60.0
+    query_weight: float = 1.0
+    mmr_lambda: float | None = 0.8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.seeds <= 64:
+            raise RetrievalError(f"seeds must be between 1 and 64, got {self.seeds}")
+        if self.fusion not in ("rrf", "mean_sim", "max_sim"):
+            raise RetrievalError(f"unknown fusion {self.fusion!r}; use rrf, mean_sim or max_sim")
+        if self.per_seed < 1:
+            raise RetrievalError(f"per_seed must be at least 1, got {self.per_seed}")
+        if self.mmr_lambda is not None and not 0.0 <= self.mmr_lambda <= 1.0:
+            raise RetrievalError(f"mmr_lambda must be in [0, 1], got {self.mmr_lambda}")
+
+
+@dataclass(frozen=True)
+class GenerativeResult:
+    """One page of generative hits.
+
+    Attributes:
+        ids: track ids, best first ``[<=k]``.
+        scores: fused scores of those ids, normalised so the best candidate scores 1.
+        cosines: cosine of each hit to the plain query embedding (comparable with plain search).
+        spread: mean pairwise cosine distance of the seeds (the query's uncertainty).
+        seeds: the prior samples ``[K, dim]``.
+        weak_match: the best candidate's cosine to the query is below the threshold.
+        best_score: that cosine (None when nothing was found).
+    """
+
+    ids: np.ndarray
+    scores: np.ndarray
+    cosines: np.ndarray
+    spread: float
+    seeds: np.ndarray
+    weak_match: bool
+    best_score: float | None
+
+
+def seed_spread(seeds: np.ndarray) -> float:
+    """Mean pairwise cosine distance of unit rows ``[K, dim]`` (0 for K < 2)."""
+    s = np.asarray(seeds, np.float32)
+    k = len(s)
+    if k < 2:
+        return 0.0
+    sims = s @ s.T
+    return float(1.0 - (sims.sum() - np.trace(sims)) / (k * (k - 1)))
+
+
+def fuse(lists: Sequence[np.ndarray], weights: Sequence[float], rrf_k: float = 60.0
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted reciprocal rank fusion: ``score(c) = sum_l w_l / (rrf_k + rank_l(c))``.
+
+    Args:
+        lists: ranked id arrays, best first (ranks start at 1).
+        weights: one weight per list.
+
+    Returns:
+        ``(ids [n], scores [n])`` over the union of the lists, best first (ties by first
+        appearance, so the order is deterministic).
+    """
+    score: dict[int, float] = {}
+    for ids, w in zip(lists, weights, strict=True):
+        for rank, i in enumerate(np.asarray(ids).tolist(), start=1):
+            score[i] = score.get(i, 0.0) + w / (rrf_k + rank)
+    if not score:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    ids = np.fromiter(score, np.int64, len(score))
+    vals = np.fromiter(score.values(), np.float64, len(score))
+    order = np.argsort(-vals, kind="stable")
+    return ids[order], vals[order].astype(np.float32)
+
+
+def mmr(scores: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> np.ndarray:
+    """Maximal marginal relevance: positions of ``k`` picks, trading score for novelty.
+
+    Args:
+        scores: relevance ``[n]`` on a 0..1 scale (it is weighed against cosine similarity).
+        vectors: unit rows ``[n, dim]``.
+        k: picks.
+        lam: 1 = pure relevance, 0 = pure novelty.
+    """
+    n = len(scores)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    sim = vectors @ vectors.T
+    max_sim = np.zeros(n)
+    remaining = np.ones(n, bool)
+    chosen: list[int] = []
+    while len(chosen) < min(k, n):
+        val = np.where(remaining, lam * scores - (1 - lam) * max_sim, -np.inf)
+        j = int(np.argmax(val))
+        chosen.append(j)
+        remaining[j] = False
+        max_sim = np.maximum(max_sim, sim[j])
+    return np.asarray(chosen, np.int64)
+
+
+def rank_candidates(seeds: np.ndarray, query: np.ndarray | None, neighbours: Neighbours,
+                    vectors: Vectors, need: int, config: GenerativeConfig
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The fused, diversified order of candidates for K seeds (and the plain query).
+
+    Args:
+        seeds: unit prior samples ``[K, dim]``.
+        query: the plain query embedding ``[dim]`` (or None).
+        neighbours: see :data:`Neighbours` (one batched call for all the seeds).
+        vectors: see :data:`Vectors`.
+        need: how many ids to return (offset + k of the page).
+        config: fusion and diversity settings.
+
+    Returns:
+        ``(ids [<=need], scores [<=need])``: scores are the fused scores over the best
+        candidate's (0..1].
+    """
+    queries = seeds if query is None else np.concatenate([seeds, query[None, :]])
+    n = max(config.per_seed, need)
+    ids_l, _ = neighbours(queries.astype(np.float32), n)
+    k = len(seeds)
+    if config.fusion == "rrf":
+        weights = [1.0] * k + ([config.query_weight] if query is not None else [])
+        ids, scores = fuse(ids_l, weights, config.rrf_k)
+        vecs = vectors(ids) if len(ids) else np.zeros((0, seeds.shape[1]), np.float32)
+    else:
+        ids = np.unique(np.concatenate([np.asarray(x, np.int64) for x in ids_l]))
+        vecs = vectors(ids) if len(ids) else np.zeros((0, seeds.shape[1]), np.float32)
+        sims = vecs @ seeds.T
+        s = sims.mean(1) if config.fusion == "mean_sim" else sims.max(1)
+        if query is not None and config.query_weight:
+            s = (k * s + config.query_weight * (vecs @ query)) / (k + config.query_weight)
+        order = np.argsort(-s, kind="stable")
+        ids, vecs, scores = ids[order], vecs[order], s[order].astype(np.float32)
+    if len(ids) == 0:
+        return ids, scores
+    lo, hi = float(scores.min()), float(scores.max())
+    rel = (scores - lo) / (hi - lo) if hi > lo else np.ones_like(scores)
+    if config.mmr_lambda is None:
+        pos = np.arange(min(need, len(ids)))
+    else:
+        pos = mmr(rel, vecs, need, config.mmr_lambda)
+    return ids[pos], (scores[pos] / hi if hi > 0 else scores[pos]).astype(np.float32)
+
+
+def sample_seeds(prior: PriorPipeline, positives: np.ndarray, negatives: np.ndarray | None,
+                 config: GenerativeConfig) -> np.ndarray:
+    """K unit seeds ``[K, dim]`` from the prior for conditions ``[P, dim]`` / ``[N, dim]``."""
+    return prior.sample(positives, negatives, num_samples=config.seeds, seed=config.seed,
+                        guidance=config.guidance, negative_guidance=config.negative_guidance,
+                        num_inference_steps=config.steps)
+
+
+def matrix_backend(matrix: np.ndarray, ids: np.ndarray | None = None
+                   ) -> tuple[Neighbours, Vectors]:
+    """Exact ``neighbours``/``vectors`` over an in-memory matrix ``[N, dim]`` of unit rows.
+
+    ``ids`` maps rows to track ids (default: the row numbers). Used by the evaluation and by
+    tests; the service path goes through the FAISS index instead.
+    """
+    m = np.asarray(matrix, np.float32)
+    row_ids = np.arange(len(m)) if ids is None else np.asarray(ids, np.int64)
+    row_of = {int(t): r for r, t in enumerate(row_ids)}
+
+    def neighbours(q: np.ndarray, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        s = q @ m.T
+        n = min(n, len(m))
+        top = np.argpartition(-s, n - 1, axis=1)[:, :n]
+        out_i, out_s = [], []
+        for row, cand in zip(s, top, strict=True):
+            order = cand[np.argsort(-row[cand], kind="stable")]
+            out_i.append(row_ids[order])
+            out_s.append(row[order])
+        return out_i, out_s
+
+    def vectors(track_ids: np.ndarray) -> np.ndarray:
+        return m[[row_of[int(t)] for t in track_ids]]
+
+    return neighbours, vectors
+
+
+def service_backend(service: SearchService, options: SearchOptions) -> tuple[Neighbours,
+                                                                             Vectors]:
+    """``neighbours``/``vectors`` through the search service: its index, filters, exclusions.
+
+    Each seed is one :meth:`SearchService.search_vector` call with diversity off, so filters
+    are honoured exactly as in plain search (over-fetch, exact fallback).
+    """
+    from retrieval.search import SearchOptions as Options
+
+    def neighbours(q: np.ndarray, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        per = Options(k=min(n, service.config.max_k), filters=options.filters,
+                      exclude_ids=options.exclude_ids)
+        out_i, out_s = [], []
+        for v in q:
+            r = service.search_vector(v, per)
+            out_i.append(np.fromiter((h.track_id for h in r.hits), np.int64, len(r.hits)))
+            out_s.append(np.fromiter((h.score for h in r.hits), np.float32, len(r.hits)))
+        return out_i, out_s
+
+    def vectors(ids: np.ndarray) -> np.ndarray:
+        return service.index.reconstruct(np.asarray(ids, np.int64))
+
+    return neighbours, vectors
+
+
+def generative_search(service: SearchService, prior: PriorPipeline,
+                      positives: Sequence[int | str], negatives: Sequence[int | str] = (), *,
+                      options: SearchOptions | None = None,
+                      config: GenerativeConfig | None = None) -> GenerativeResult:
+    """Answer a query with prior seeds instead of one query point.
+
+    Args:
+        service: the search service of the prior's encoder.
+        prior: a prior trained for ``service.encoder`` (its card's encoder id must match).
+        positives: texts and/or example track ids to steer toward (at least one).
+        negatives: texts and/or track ids to steer away from (negative guidance); example
+            tracks are never returned.
+        options: page size/offset, filters, exclusions (its ``mmr_lambda`` overrides the
+            config's when set).
+        config: seeds, guidance, fusion.
+
+    Raises:
+        RetrievalError: no positive, or a prior trained for another encoder.
+    """
+    from retrieval.search import InvalidQueryError, SearchOptions
+
+    options = options or SearchOptions()
+    config = config or GenerativeConfig()
+    if options.mmr_lambda is not None:
+        config = replace(config, mmr_lambda=options.mmr_lambda)
+    if not positives:
+        raise InvalidQueryError("generative search needs at least one positive (text or track)")
+    if prior.encoder_id is not None and prior.encoder_id != service.encoder.id:
+        raise RetrievalError(f"the prior was trained for encoder {prior.encoder_id!r}, the "
+                             f"search service uses {service.encoder.id!r}")
+    service._validate(options)  # same limits on k/offset/filters as plain search
+    pos = service._example_vectors(list(positives))
+    neg = service._example_vectors(list(negatives)) if negatives else None
+    example_ids = [e for e in (*positives, *negatives) if isinstance(e, int)]
+    if example_ids:
+        options = replace(options, exclude_ids=frozenset(options.exclude_ids) | set(example_ids))
+    seeds = sample_seeds(prior, pos, neg, config)
+    query = l2_normalize(pos.mean(0, keepdims=True))[0]
+    neighbours, vectors = service_backend(service, options)
+    need = options.offset + options.k
+    ids, scores = rank_candidates(seeds, query, neighbours, vectors, need, config)
+    cos = vectors(ids) @ query if len(ids) else np.zeros(0, np.float32)
+    best = float(cos.max()) if len(cos) else None
+    page = slice(options.offset, options.offset + options.k)
+    return GenerativeResult(
+        ids=ids[page], scores=scores[page], cosines=cos[page].astype(np.float32),
+        spread=seed_spread(seeds), seeds=seeds,
+        weak_match=best is None or best < service.config.weak_match_threshold,
+        best_score=best)

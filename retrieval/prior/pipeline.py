@@ -1,0 +1,222 @@
+"""Sampling the prior: the denoising loop written out, any diffusers scheduler, guidance.
+
+The loop is explicit (diffusers' philosophy: a reader sees every step) and the scheduler is a
+config choice: ``ddim``, ``dpm`` (DPM-Solver++ multistep), ``euler`` or ``unipc``, all built
+from the training scheduler's config so the noise schedule always matches the weights.
+
+Guidance with several positives and negatives, each a text or a track embedding::
+
+    out = u + w * sum_i a_i (pos_i - u) - w_neg * sum_j b_j (neg_j - u)
+
+where ``u`` is the unconditional prediction and ``a``/``b`` weights summing to 1 within each
+group. The combination is linear in the model output, so it is the same rule whether the network
+predicts noise, x0 or v (at a fixed x_t they are affine in each other). All K seeds and all
+(1 + P + N) conditions go through the network in one batched forward pass per step. The
+initial noise of seed ``i`` comes from its own ``torch.Generator(seed + i)`` and every wired
+scheduler is deterministic, so a seed's sample never depends on K or on the other seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from retrieval.encoders.base import l2_normalize
+from retrieval.errors import RetrievalError, WeightsNotFoundError
+from retrieval.prior.model import PriorConfig, PriorDenoiser
+
+#: Sampling schedulers (all deterministic given the initial noise).
+SCHEDULERS: dict[str, str] = {
+    "ddim": "DDIMScheduler",
+    "dpm": "DPMSolverMultistepScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "unipc": "UniPCMultistepScheduler",
+}
+_OVERRIDES: dict[str, dict[str, Any]] = {
+    "ddim": {"set_alpha_to_one": True, "eta": 0.0},
+    "dpm": {"algorithm_type": "dpmsolver++", "solver_order": 2, "final_sigmas_type": "zero"},
+    "euler": {},
+    "unipc": {"solver_order": 2},
+}
+
+
+def training_scheduler(config: PriorConfig):  # noqa: ANN201 - diffusers.DDPMScheduler
+    """The DDPM scheduler the prior is trained with (its config seeds every sampler)."""
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=config.num_train_timesteps,
+                         beta_schedule=config.beta_schedule,
+                         prediction_type=config.prediction_type, clip_sample=False)
+
+
+def make_scheduler(name: str, config: PriorConfig):  # noqa: ANN201 - a diffusers scheduler
+    """A sampling scheduler by name, on the training noise schedule.
+
+    ``timestep_spacing="trailing"`` starts sampling at the last training timestep (pure noise):
+    with 10-25 steps the default "leading" spacing would start from a partly clean sample
+    that the network never saw at that noise level.
+
+    Raises:
+        RetrievalError: an unknown scheduler name.
+    """
+    import diffusers
+
+    if name not in SCHEDULERS:
+        raise RetrievalError(f"unknown scheduler {name!r}; known: {', '.join(SCHEDULERS)}")
+    cls = getattr(diffusers, SCHEDULERS[name])
+    base = dict(training_scheduler(config).config)
+    base.update(timestep_spacing="trailing", clip_sample=False, thresholding=False)
+    overrides = {k: v for k, v in _OVERRIDES[name].items() if k != "eta"}
+    return cls.from_config(base, **overrides)
+
+
+class PriorPipeline:
+    """Draws guided samples of audio embeddings from a trained prior.
+
+    Args:
+        model: the denoiser (put in eval mode here).
+        scheduler: a name of :data:`SCHEDULERS`.
+        num_inference_steps: default number of denoising steps.
+        card: the model card (encoder id, training data, metrics, sampling defaults).
+    """
+
+    def __init__(self, model: PriorDenoiser, scheduler: str = "ddim",
+                 num_inference_steps: int = 10, card: dict[str, Any] | None = None) -> None:
+        self.model = model.eval()
+        self.config = model.config
+        self.scheduler_name = scheduler
+        self.scheduler = make_scheduler(scheduler, model.config)
+        self.num_inference_steps = num_inference_steps
+        self.card = card or {}
+        defaults = self.card.get("sampling", {})
+        self.default_guidance = float(defaults.get("guidance", 2.0))
+        self.default_negative_guidance = float(defaults.get("negative_guidance", 1.0))
+        # Schedulers keep per-loop state (step index, multistep history): one loop at a time.
+        self._lock = threading.Lock()
+
+    @property
+    def encoder_id(self) -> str | None:
+        return self.card.get("encoder_id")
+
+    @property
+    def dim(self) -> int:
+        return self.config.dim
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, scheduler: str | None = None,
+                        num_inference_steps: int | None = None) -> PriorPipeline:
+        """Load ``prior-*.safetensors`` and its JSON card.
+
+        Raises:
+            WeightsNotFoundError: the weights or the card are missing.
+        """
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        card_path = path.with_suffix(".json")
+        if not path.is_file() or not card_path.is_file():
+            raise WeightsNotFoundError(f"no prior at {path} (+ .json card); `tunescope "
+                                       "train-prior` trains one for the configured encoder")
+        card = json.loads(card_path.read_text())
+        model = PriorDenoiser(PriorConfig(**card["config"]))
+        model.load_state_dict(load_file(str(path)))
+        sampling = card.get("sampling", {})
+        return cls(model, scheduler or sampling.get("scheduler", "ddim"),
+                   num_inference_steps or int(sampling.get("steps", 10)), card)
+
+    def set_scheduler(self, name: str) -> None:
+        """Swap the sampler (e.g. ``"dpm"``) without reloading the weights."""
+        with self._lock:
+            self.scheduler = make_scheduler(name, self.config)
+            self.scheduler_name = name
+
+    def initial_noise(self, num_samples: int, seed: int) -> torch.Tensor:
+        """``[K, dim]`` standard normal, row ``i`` from its own generator seeded ``seed + i``."""
+        rows = [torch.randn(self.config.dim, generator=torch.Generator().manual_seed(seed + i))
+                for i in range(num_samples)]
+        return torch.stack(rows)
+
+    @torch.inference_mode()
+    def sample(self, positives: np.ndarray | None, negatives: np.ndarray | None = None, *,
+               num_samples: int = 8, seed: int = 0, guidance: float | None = None,
+               negative_guidance: float | None = None,
+               positive_weights: Sequence[float] | None = None,
+               negative_weights: Sequence[float] | None = None,
+               num_inference_steps: int | None = None) -> np.ndarray:
+        """Guided samples of audio embeddings.
+
+        Args:
+            positives: unit condition embeddings ``[P, dim]`` (texts and/or example tracks of
+                the encoder's joint space); ``None`` or ``P = 0`` samples unconditionally.
+            negatives: unit embeddings ``[N, dim]`` to steer away from.
+            num_samples: K, the number of seeds.
+            seed: seed ``i`` of this call uses the generator ``seed + i``.
+            guidance: w, the positive guidance scale (1 = plain conditional sampling).
+            negative_guidance: w_neg, the negative guidance scale.
+            positive_weights / negative_weights: relative weight of each condition (normalised
+                to sum to 1 within the group; equal by default).
+            num_inference_steps: denoising steps (default: the pipeline's).
+
+        Returns:
+            float32 ``[K, dim]``, unit rows.
+        """
+        if num_samples < 1:
+            raise RetrievalError(f"num_samples must be at least 1, got {num_samples}")
+        w = self.default_guidance if guidance is None else float(guidance)
+        w_neg = self.default_negative_guidance if negative_guidance is None else float(
+            negative_guidance)
+        pos = self._conditions(positives, "positives")
+        neg = self._conditions(negatives, "negatives")
+        a = _weights(positive_weights, len(pos), "positive_weights")
+        b = _weights(negative_weights, len(neg), "negative_weights")
+        k, d = num_samples, self.config.dim
+        # Condition groups: [null, pos_1..P, neg_1..N]; the K seeds share each.
+        groups = 1 + len(pos) + len(neg)
+        cond = torch.cat([self.model.null_cond[None, :], pos, neg])  # [G, d]
+        cond_cache = self.model.condition(cond)
+        steps = num_inference_steps or self.num_inference_steps
+        with self._lock:
+            sched = self.scheduler
+            sched.set_timesteps(steps)
+            x = self.initial_noise(k, seed) * sched.init_noise_sigma
+            for t in sched.timesteps:
+                x_in = sched.scale_model_input(x, t)[None].expand(groups, k, d)
+                out = self.model.denoise(x_in, t.to(torch.float32), cond_cache)  # [G, K, d]
+                guided = out[0]
+                if len(pos):
+                    guided = guided + w * torch.einsum("p,pkd->kd", a, out[1:1 + len(pos)]
+                                                       - out[0])
+                if len(neg):
+                    guided = guided - w_neg * torch.einsum("n,nkd->kd", b, out[1 + len(pos):]
+                                                           - out[0])
+                x = sched.step(guided, t, x).prev_sample
+        return l2_normalize((x / self.config.scale).numpy())
+
+    def _conditions(self, v: np.ndarray | None, what: str) -> torch.Tensor:
+        if v is None:
+            return torch.zeros(0, self.config.dim)
+        arr = np.asarray(v, np.float32)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or (arr.size and arr.shape[1] != self.config.dim):
+            raise RetrievalError(f"{what} must be [n, {self.config.dim}], got {arr.shape}")
+        return torch.from_numpy(l2_normalize(arr.reshape(-1, self.config.dim)))
+
+
+def _weights(w: Sequence[float] | None, n: int, what: str) -> torch.Tensor:
+    if n == 0:
+        return torch.zeros(0)
+    if w is None:
+        return torch.full((n,), 1.0 / n)
+    t = torch.tensor(list(w), dtype=torch.float32)
+    if t.shape != (n,) or (t < 0).any() or t.sum() <= 0:
+        raise RetrievalError(f"{what} must be {n} non-negative numbers, not all zero; got "
+                             f"{list(w)}")
+    return t / t.sum()
+

@@ -1,0 +1,307 @@
+"""Training the prior on (caption embedding, audio embedding) pairs, and its regression baseline.
+
+The data are embeddings only (numpy, unit rows): embedding the catalog is the caller's job, so
+this module trains a prior for any encoder. The noise schedule is diffusers' ``DDPMScheduler``
+(:func:`retrieval.prior.pipeline.training_scheduler`), so every sampler built from its config
+matches the weights.
+
+Three things matter on catalogs of a few thousand pairs:
+
+- condition dropout (``cond_dropout``) trains the unconditional prediction that classifier-free
+  guidance subtracts;
+- a share of the rows is conditioned on a *noisy copy of the target's own audio embedding*
+  (``audio_cond_prob``) instead of a caption: that teaches the prior the example-track
+  condition ("more like this track") from the same joint space, around the track rather than
+  on it;
+- an exponential moving average of the weights (``ema_decay``), evaluated on the validation
+  pairs, picks the weights that are saved: small diffusion models are noisy step to step.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from retrieval.encoders.base import l2_normalize
+from retrieval.errors import RetrievalError
+from retrieval.prior.model import PriorConfig, PriorDenoiser
+from retrieval.prior.pipeline import training_scheduler
+
+Progress = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Aligned condition/target embeddings: ``text[i]`` describes ``audio[i]``.
+
+    Attributes:
+        text: float32 ``[N, dim]`` unit rows (caption embeddings).
+        audio: float32 ``[N, dim]`` unit rows (the matching tracks' audio embeddings).
+    """
+
+    text: np.ndarray
+    audio: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.text.shape != self.audio.shape or self.text.ndim != 2:
+            raise RetrievalError(f"pairs need equal [N, dim] arrays, got text {self.text.shape}"
+                                 f" and audio {self.audio.shape}")
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation of the prior (and of the regression baseline, which shares the loop shape).
+
+    Attributes:
+        steps: optimiser steps.
+        batch_size: pairs per step.
+        lr: peak AdamW learning rate (linear warm-up over 5 %, cosine decay).
+        weight_decay: AdamW weight decay.
+        cond_dropout: share of rows trained unconditionally (classifier-free guidance).
+        audio_cond_prob: share of rows conditioned on a noisy copy of their own audio embedding.
+        audio_cond_noise: norm of the Gaussian noise added to that copy (0.5 -> cosine ~0.9).
+        ema_decay: decay of the weight average that is evaluated and saved.
+        eval_every: steps between validation passes.
+        seed: all randomness (init, batches, noise).
+    """
+
+    steps: int = 4000
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    cond_dropout: float = 0.1
+    audio_cond_prob: float = 0.2
+    audio_cond_noise: float = 0.5
+    ema_decay: float = 0.995
+    eval_every: int = 200
+    seed: int = 0
+
+
+def _lr_at(step: int, tc: TrainConfig) -> float:
+    warm = max(1, tc.steps // 20)
+    if step < warm:
+        return tc.lr * (step + 1) / warm
+    p = (step - warm) / max(1, tc.steps - warm)
+    return tc.lr * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def _target(sched: Any, prediction_type: str, x0: torch.Tensor, noise: torch.Tensor,
+            t: torch.Tensor) -> torch.Tensor:
+    if prediction_type == "epsilon":
+        return noise
+    if prediction_type == "sample":
+        return x0
+    return sched.get_velocity(x0, noise, t)
+
+
+def diffusion_loss(model: PriorDenoiser, sched: Any, x0: torch.Tensor, cond: torch.Tensor,
+                   drop: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of the model's prediction at noise level ``t``.
+
+    Args:
+        x0: clean targets in data space ``[B, dim]`` (unit embeddings times ``config.scale``).
+        cond: unit conditions ``[B, dim]``; drop: bool ``[B]`` rows made unconditional.
+        noise: ``[B, dim]`` standard normal; t: int64 ``[B]`` training timesteps.
+    """
+    xt = sched.add_noise(x0, noise, t)
+    pred = model(xt, t, cond, drop)
+    return nn.functional.mse_loss(pred, _target(sched, model.config.prediction_type, x0, noise,
+                                                t))
+
+
+@torch.no_grad()
+def validation_loss(model: PriorDenoiser, pairs: Pairs, seed: int = 123, repeats: int = 4
+                    ) -> float:
+    """Conditional loss on fixed noise and timesteps (comparable across evaluations)."""
+    sched = training_scheduler(model.config)
+    g = torch.Generator().manual_seed(seed)
+    x0 = torch.from_numpy(pairs.audio).float() * model.config.scale
+    cond = torch.from_numpy(pairs.text).float()
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for _ in range(repeats):
+        noise = torch.randn(x0.shape, generator=g)
+        t = torch.randint(0, model.config.num_train_timesteps, (len(x0),), generator=g)
+        drop = torch.zeros(len(x0), dtype=torch.bool)
+        total += float(diffusion_loss(model, sched, x0, cond, drop, noise, t))
+    model.train(was_training)
+    return total / repeats
+
+
+def train_prior(train: Pairs, val: Pairs | None = None, config: PriorConfig | None = None,
+                tc: TrainConfig | None = None, progress: Progress | None = None
+                ) -> tuple[PriorDenoiser, dict[str, Any]]:
+    """Train a prior; returns the best EMA weights (by validation loss) and the history.
+
+    Args:
+        train: training pairs.
+        val: validation pairs (default: the training loss picks the weights).
+        config: the model shape; its ``dim`` must equal the embeddings'.
+        tc: optimisation settings.
+        progress: called as ``progress(step, metrics)`` after every step (``metrics`` carries
+            ``loss`` and, at validation steps, ``val_loss``).
+    """
+    config = config or PriorConfig(dim=train.text.shape[1])
+    tc = tc or TrainConfig()
+    if config.dim != train.text.shape[1]:
+        raise RetrievalError(f"config.dim {config.dim} != embedding dim {train.text.shape[1]}")
+    torch.manual_seed(tc.seed)
+    g = torch.Generator().manual_seed(tc.seed)
+    model = PriorDenoiser(config).train()
+    ema = copy.deepcopy(model).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    sched = training_scheduler(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    text = torch.from_numpy(np.ascontiguousarray(train.text, np.float32))
+    audio = torch.from_numpy(np.ascontiguousarray(train.audio, np.float32))
+    n, d = text.shape
+    best: tuple[float, dict[str, torch.Tensor] | None] = (math.inf, None)
+    history: dict[str, Any] = {"loss": [], "val_loss": [], "best_step": 0}
+    t0 = time.perf_counter()
+    for step in range(tc.steps):
+        idx = torch.randint(0, n, (min(tc.batch_size, n),), generator=g)
+        a = audio[idx]
+        cond = text[idx]
+        use_audio = torch.rand(len(idx), generator=g) < tc.audio_cond_prob
+        if use_audio.any():
+            jitter = torch.randn(a.shape, generator=g) * (tc.audio_cond_noise / math.sqrt(d))
+            noisy = nn.functional.normalize(a + jitter, dim=-1)
+            cond = torch.where(use_audio[:, None], noisy, cond)
+        drop = torch.rand(len(idx), generator=g) < tc.cond_dropout
+        noise = torch.randn(a.shape, generator=g)
+        t = torch.randint(0, config.num_train_timesteps, (len(idx),), generator=g)
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, tc)
+        loss = diffusion_loss(model, sched, a * config.scale, cond, drop, noise, t)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            decay = min(tc.ema_decay, (1 + step) / (10 + step))
+            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+                pe.lerp_(pm, 1 - decay)
+        metrics = {"loss": float(loss)}
+        if (step + 1) % tc.eval_every == 0 or step + 1 == tc.steps:
+            score = validation_loss(ema, val) if val is not None else float(np.mean(
+                history["loss"][-tc.eval_every:] or [metrics["loss"]]))
+            metrics["val_loss"] = score
+            history["val_loss"].append((step + 1, score))
+            if score < best[0]:
+                best = (score, copy.deepcopy(ema.state_dict()))
+                history["best_step"] = step + 1
+        history["loss"].append(metrics["loss"])
+        if progress is not None:
+            progress(step + 1, metrics)
+    if best[1] is not None:
+        ema.load_state_dict(best[1])
+    history["seconds"] = round(time.perf_counter() - t0, 1)
+    history["best_val_loss"] = best[0]
+    return ema, history
+
+
+def save_prior(model: PriorDenoiser, path: str | Path, card: dict[str, Any]) -> Path:
+    """Write ``path`` (safetensors) and ``path.with_suffix('.json')`` (the card + config)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = path.with_suffix(".tmp")
+    save_file(state, str(tmp))
+    tmp.replace(path)
+    card = {**card, "config": model.config.to_dict(),
+            "parameters": model.num_parameters()}
+    path.with_suffix(".json").write_text(json.dumps(card, indent=1, default=_jsonable) + "\n")
+    return path
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if hasattr(o, "__dataclass_fields__"):
+        return asdict(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# ---------------------------------------------------------------------- regression baseline
+
+
+class RegressionMLP(nn.Module):
+    """Deterministic baseline: text embedding -> one predicted audio embedding ``[B, dim]``.
+
+    The same residual shape as the prior's denoiser, without noise or timestep, trained with a
+    cosine loss: the point estimate a prior must beat (or match) in relevance.
+    """
+
+    def __init__(self, dim: int, width: int = 512, depth: int = 2, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.inp = nn.Linear(dim, width)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.SiLU(),
+                          nn.Dropout(dropout), nn.Linear(2 * width, width))
+            for _ in range(depth))
+        self.out = nn.Linear(width, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for b in self.blocks:
+            h = h + b(h)
+        # A residual on the input: the text embedding is already a fair guess of the target.
+        return nn.functional.normalize(self.out(h) + x, dim=-1)
+
+    @torch.no_grad()
+    def predict(self, text: np.ndarray) -> np.ndarray:
+        """Unit ``[N, dim]`` predictions for unit text embeddings ``[N, dim]``."""
+        self.eval()
+        return l2_normalize(self(torch.from_numpy(np.asarray(text, np.float32))).numpy())
+
+
+def train_regression(train: Pairs, val: Pairs | None = None, tc: TrainConfig | None = None,
+                     progress: Progress | None = None) -> tuple[RegressionMLP, dict[str, Any]]:
+    """Fit :class:`RegressionMLP` by cosine loss; keeps the weights with the best val cosine."""
+    tc = tc or TrainConfig()
+    torch.manual_seed(tc.seed)
+    g = torch.Generator().manual_seed(tc.seed)
+    model = RegressionMLP(train.text.shape[1]).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    text = torch.from_numpy(np.ascontiguousarray(train.text, np.float32))
+    audio = torch.from_numpy(np.ascontiguousarray(train.audio, np.float32))
+    best: tuple[float, dict[str, torch.Tensor] | None] = (-math.inf, None)
+    history: dict[str, Any] = {"val_cos": []}
+    for step in range(tc.steps):
+        idx = torch.randint(0, len(text), (min(tc.batch_size, len(text)),), generator=g)
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, tc)
+        loss = 1 - (model(text[idx]) * audio[idx]).sum(-1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        metrics = {"loss": float(loss)}
+        if val is not None and ((step + 1) % tc.eval_every == 0 or step + 1 == tc.steps):
+            cos = float((model.predict(val.text) * val.audio).sum(-1).mean())
+            model.train()
+            metrics["val_cos"] = cos
+            history["val_cos"].append((step + 1, cos))
+            if cos > best[0]:
+                best = (cos, copy.deepcopy(model.state_dict()))
+        if progress is not None:
+            progress(step + 1, metrics)
+    if best[1] is not None:
+        model.load_state_dict(best[1])
+    return model.eval(), history
