@@ -238,9 +238,9 @@ def _open_state(settings: Settings, encoder: Encoder | None,
 
     factory = open_catalog(settings.resolved_database_url)
     if encoder is None and service is None:
-        from retrieval.encoders import load_encoder
+        from api.settings import configured_encoder
 
-        encoder = load_encoder(settings.encoder, settings.encoder_path, settings.device)
+        encoder = configured_encoder(settings)
     if service is None:
         # One FAISS thread per query: the server's parallelism is its concurrent requests, and
         # OpenMP teams spun up inside each request thread oversubscribe the CPU (10x slower).

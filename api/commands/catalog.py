@@ -32,10 +32,10 @@ def _embedding_stage(settings: Settings) -> OnBatch | None:
     and adds their ``Embedding`` rows to ``session``; it runs inside each batch's transaction
     (see :func:`index.ingest.ingest`). ``None`` means tracks are ingested without embeddings.
     """
-    from api.commands.encoder import load_configured_encoder
+    from api.settings import configured_encoder
     from retrieval.embedding import make_embedding_stage
 
-    return make_embedding_stage(load_configured_encoder(settings), AudioStore(settings.audio_dir))
+    return make_embedding_stage(configured_encoder(settings), AudioStore(settings.audio_dir))
 
 
 def ingest_command(

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from api.settings import Settings, get_settings
+from api.settings import configured_encoder, get_settings
 
 console = Console(stderr=True)
 
@@ -19,15 +19,6 @@ console = Console(stderr=True)
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeRemainingColumn(), console=console)
-
-
-def load_configured_encoder(settings: Settings, name: str | None = None):
-    """The encoder named by ``--encoder`` or ``TUNESCOPE_ENCODER``, from its configured path."""
-    from retrieval.encoders import load_encoder
-
-    name = name or settings.encoder
-    path = settings.encoder_path if name != "default" or settings.encoder_path else None
-    return load_encoder(name, path=path, device=settings.device)
 
 
 def embed_command(
@@ -41,7 +32,7 @@ def embed_command(
 
     settings = get_settings()
     factory = open_from_settings(settings)
-    enc = load_configured_encoder(settings, encoder)
+    enc = configured_encoder(settings, encoder)
     with factory() as s:
         todo = len(missing_track_ids(s, enc.id))
     if todo == 0:

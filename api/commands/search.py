@@ -13,15 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.settings import Settings, get_settings
+from api.settings import configured_encoder, get_settings
 
 index_app = typer.Typer(help="The vector index of the configured encoder.", no_args_is_help=True)
-
-
-def _encoder(settings: Settings):  # noqa: ANN202 - an Encoder; imported lazily (torch)
-    from retrieval.encoders import load_encoder
-
-    return load_encoder(settings.encoder, settings.encoder_path, settings.device)
 
 
 def serve_command(
@@ -50,7 +44,7 @@ def index_build(
     from index.vectors import IndexConfig, VectorIndex
 
     settings = get_settings()
-    enc = _encoder(settings)
+    enc = configured_encoder(settings)
     sf = open_catalog(settings.resolved_database_url)
     config = IndexConfig(factory=factory, device=settings.device)
     if rebuild:
@@ -68,7 +62,7 @@ def index_status() -> None:
     from index.vectors import _safe_name, db_watermark
 
     settings = get_settings()
-    enc = _encoder(settings)
+    enc = configured_encoder(settings)
     path = Path(settings.index_dir) / f"{_safe_name(enc.id)}.json"
     manifest = json.loads(path.read_text()) if path.exists() else None
     with open_catalog(settings.resolved_database_url)() as session:
