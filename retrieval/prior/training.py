@@ -165,6 +165,7 @@ def train_prior(train: Pairs, val: Pairs | None = None, config: PriorConfig | No
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
+    ema_params, model_params = list(ema.parameters()), list(model.parameters())
     sched = training_scheduler(config)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     text = torch.from_numpy(np.ascontiguousarray(train.text, np.float32))
@@ -194,9 +195,8 @@ def train_prior(train: Pairs, val: Pairs | None = None, config: PriorConfig | No
         opt.step()
         with torch.no_grad():
             decay = min(tc.ema_decay, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-                pe.lerp_(pm, 1 - decay)
-        metrics = {"loss": float(loss)}
+            torch._foreach_lerp_(ema_params, model_params, 1 - decay)
+        metrics = {"loss": float(loss.detach())}
         if (step + 1) % tc.eval_every == 0 or step + 1 == tc.steps:
             score = validation_loss(ema, val) if val is not None else float(np.mean(
                 history["loss"][-tc.eval_every:] or [metrics["loss"]]))
@@ -292,7 +292,7 @@ def train_regression(train: Pairs, val: Pairs | None = None, tc: TrainConfig | N
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        metrics = {"loss": float(loss)}
+        metrics = {"loss": float(loss.detach())}
         if val is not None and ((step + 1) % tc.eval_every == 0 or step + 1 == tc.steps):
             cos = float((model.predict(val.text) * val.audio).sum(-1).mean())
             model.train()

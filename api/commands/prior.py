@@ -1,0 +1,216 @@
+"""``tunescope train-prior`` and ``tunescope eval-prior``: the Diff4Steer-style diffusion prior.
+
+Both read the rendered catalog (``metadata.jsonl`` + audio, default ``$TUNESCOPE_HOME/
+demo-catalog``), embed it once with the configured encoder (cached under ``$TUNESCOPE_HOME/
+prior-data/<encoder id>.npz``), and work on its splits: train on ``train``, pick weights on
+``validation``, evaluate on ``test``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from api.settings import Settings, get_settings
+
+console = Console(stderr=True)
+
+
+def _encoder(settings: Settings):  # noqa: ANN202 - an Encoder (imports torch lazily)
+    from retrieval.encoders import load_encoder
+
+    return load_encoder(settings.encoder, settings.encoder_path, settings.device)
+
+
+def _bar(label: str) -> Progress:
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                    TimeRemainingColumn(), console=console)
+
+
+def _embedded(settings: Settings, catalog: Path | None, enc: Any) -> Any:
+    from retrieval.prior.data import embed_catalog
+
+    catalog = catalog or settings.home / "demo-catalog"
+    with _bar("embedding catalog") as bar:
+        task = bar.add_task("embed", total=None, info="")
+        cat = embed_catalog(enc, catalog, settings.home / "prior-data",
+                            progress=lambda d, n: bar.update(task, completed=d, total=n))
+    return cat
+
+
+def train_prior_command(
+    catalog: Path | None = typer.Option(None, "--catalog", help="Catalog folder with metadata.jsonl."),
+    steps: int = typer.Option(3000, "--steps", min=1, help="Optimiser steps."),
+    batch_size: int = typer.Option(128, "--batch-size", min=1),
+    captions: int = typer.Option(4, "--captions-per-track", min=1, help="Pairs per track."),
+    width: int = typer.Option(256, "--width", min=2),
+    depth: int = typer.Option(4, "--depth", min=1),
+    prediction: str = typer.Option("sample", "--prediction", help="epsilon, sample or v_prediction."),
+    scheduler: str = typer.Option("ddim", "--scheduler", help="Default sampler: ddim, dpm, euler, unipc."),
+    sample_steps: int = typer.Option(10, "--sample-steps", min=1, help="Default denoising steps."),
+    guidance: float = typer.Option(2.0, "--guidance", help="Default guidance scale (card)."),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path | None = typer.Option(None, "--out", help="Weights file (default: one per encoder id)."),
+) -> None:
+    """Train the diffusion prior of the configured encoder on the catalog's train split."""
+    import torch
+
+    from retrieval.prior import prior_weights_path
+    from retrieval.prior.model import PriorConfig
+    from retrieval.prior.training import TrainConfig, save_prior, train_prior
+
+    settings = get_settings()
+    enc = _encoder(settings)
+    cat = _embedded(settings, catalog, enc)
+    train, val = cat.pairs("train", captions), cat.pairs("validation", captions)
+    config = PriorConfig(dim=enc.dim, width=width, depth=depth, prediction_type=prediction)
+    tc = TrainConfig(steps=steps, batch_size=batch_size, seed=seed)
+    console.print(f"{enc.id}: {len(train)} train pairs, {len(val)} validation pairs; "
+                  f"{torch.get_num_threads()} threads")
+    with _bar("training prior") as bar:
+        task = bar.add_task("train", total=steps, info="")
+        state = {"val": float("nan")}
+
+        def progress(step: int, m: dict[str, float]) -> None:
+            state["val"] = m.get("val_loss", state["val"])
+            if step % 20 == 0 or "val_loss" in m:
+                bar.update(task, completed=step,
+                           info=f"loss {m['loss']:.4f} val {state['val']:.4f}")
+
+        model, history = train_prior(train, val, config, tc, progress)
+    path = out or prior_weights_path(enc.id)
+    card = {
+        "name": "tunescope diffusion prior", "encoder_id": enc.id,
+        "data": {"catalog": str(catalog or settings.home / "demo-catalog"),
+                 "train_pairs": len(train), "validation_pairs": len(val),
+                 "captions_per_track": captions, "tracks": len(cat.rows)},
+        "command": f"tunescope train-prior --steps {steps} --width {width} --depth {depth} "
+                   f"--prediction {prediction} --seed {seed}",
+        "train_config": tc, "best_step": history["best_step"],
+        "best_val_loss": round(history["best_val_loss"], 5), "train_seconds": history["seconds"],
+        "val_loss_history": history["val_loss"],
+        "sampling": {"scheduler": scheduler, "steps": sample_steps, "guidance": guidance,
+                     "negative_guidance": 1.0},
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    save_prior(model, path, card)
+    console.print(f"wrote {path} ({model.num_parameters():,} parameters, best step "
+                  f"{history['best_step']}, val loss {history['best_val_loss']:.4f}, "
+                  f"{history['seconds']:.0f} s)")
+
+
+def eval_prior_command(
+    catalog: Path | None = typer.Option(None, "--catalog", help="Catalog folder with metadata.jsonl."),
+    split: str = typer.Option("test", "--split", help="test (report) or validation (tuning)."),
+    seeds: int = typer.Option(8, "--seeds", min=1, max=64),
+    guidance: float | None = typer.Option(None, "--guidance", help="Default: the prior's card."),
+    negative_guidance: float | None = typer.Option(None, "--negative-guidance"),
+    fusion: str = typer.Option("rrf", "--fusion", help="rrf, mean_sim or max_sim."),
+    mmr_lambda: float = typer.Option(0.8, "--mmr", help="MMR lambda (1 = no diversity)."),
+    query_weight: float = typer.Option(1.0, "--query-weight", help="Weight of the query's own list."),
+    steps: int | None = typer.Option(None, "--steps", help="Denoising steps (default: card)."),
+    prior_path: Path | None = typer.Option(None, "--prior", help="Prior weights (default: per encoder)."),
+    regression_steps: int = typer.Option(3000, "--regression-steps", min=1),
+    out: Path | None = typer.Option(None, "--out", help="Write the full results as JSON here."),
+) -> None:
+    """Generative retrieval vs. direct text retrieval vs. a regression MLP, on one split."""
+    import numpy as np
+
+    from retrieval.generative import GenerativeConfig
+    from retrieval.prior import prior_weights_path
+    from retrieval.prior.evaluation import (
+        EvalSet,
+        evaluate,
+        generative_ranker,
+        modality_gap,
+        negative_steering,
+    )
+    from retrieval.prior.pipeline import PriorPipeline
+    from retrieval.prior.training import TrainConfig, train_regression
+
+    settings = get_settings()
+    enc = _encoder(settings)
+    cat = _embedded(settings, catalog, enc)
+    prior = PriorPipeline.from_pretrained(prior_path or prior_weights_path(enc.id))
+    if prior.encoder_id != enc.id:
+        raise typer.BadParameter(f"the prior was trained for {prior.encoder_id}, not {enc.id}")
+    t0 = time.perf_counter()
+    reg, _ = train_regression(cat.pairs("train"), cat.pairs("validation"),
+                              TrainConfig(steps=regression_steps, eval_every=250))
+    rows = cat.split_rows(split)
+    es = EvalSet(cat.audio[rows], [cat.rows[i] for i in rows])
+    gen_cfg = GenerativeConfig(seeds=seeds, guidance=guidance, negative_guidance=negative_guidance,
+                               fusion=fusion, mmr_lambda=None if mmr_lambda >= 1 else mmr_lambda,
+                               query_weight=query_weight, steps=steps)
+    spreads: list[float] = []
+    gen = generative_ranker(prior, es, gen_cfg, spreads)
+
+    def by_vector(v: np.ndarray) -> np.ndarray:
+        return np.argsort(-(es.audio @ v), kind="stable")
+
+    rankers = {"text": lambda q, _t: by_vector(q),
+               "regression": lambda q, _t: by_vector(reg.predict(q[None, :])[0]),
+               "generative": gen}
+    captions = [r["captions"][0] for r in es.rows]
+    results = evaluate(es, enc.embed_text, rankers, captions)
+
+    def text_neg(q: np.ndarray, n: np.ndarray | None) -> np.ndarray:
+        return by_vector(q if n is None else 2 * q - n)  # the recommend API's average_vector
+
+    steering = {"generative": negative_steering(es, enc.embed_text, lambda q, n: gen(q, "", n)),
+                "text (2q - neg)": negative_steering(es, enc.embed_text, text_neg)}
+    cap_text = enc.embed_text(captions)
+    gap = modality_gap(cap_text, es.audio, prior, gen_cfg, reg.predict)
+    report = {"encoder_id": enc.id, "split": split, "tracks": len(rows), "config": gen_cfg,
+              "results": results, "negative_steering": steering, "modality_gap": gap,
+              "mean_seed_spread": float(np.mean(spreads)), "seconds": time.perf_counter() - t0}
+    _print_report(report)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1, default=lambda o: getattr(o, "__dict__", str(o))))
+        console.print(f"wrote {out}")
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    res = report["results"]
+    table = Table(title=f"eval-prior on {report['split']} ({report['tracks']} tracks, "
+                        f"{report['encoder_id']})")
+    table.add_column("metric")
+    for name in res:
+        table.add_column(name, justify="right")
+    for qset, metrics in (("captions", ("R@10", "nDCG@10", "ILD", "distinct_collection",
+                                        "distinct_tune_type", "distinct_ensemble")),
+                          ("attributes", ("nDCG@10", "P@10", "ILD", "distinct_tune_type",
+                                          "distinct_ensemble")),
+                          ("broad", ("nDCG@10", "P@10", "ILD", "facet_coverage",
+                                     "distinct_collection", "distinct_tune_type",
+                                     "distinct_ensemble"))):
+        for m in metrics:
+            table.add_row(f"{qset} {m}", *(f"{res[n][qset][m]:.3f}" for n in res))
+    Console().print(table)
+    steer = Table(title="negative prompt: share of top 10 with the negated attribute")
+    for c in ("query / negative", "method", "before", "after", "catalog share"):
+        steer.add_column(c)
+    for method, rows in report["negative_steering"].items():
+        for q, v in rows.items():
+            steer.add_row(q, method, f"{v['before']:.2f}", f"{v['after']:.2f}",
+                          f"{v['catalog_share']:.2f}")
+    Console().print(steer)
+    gap = ", ".join(f"{k} {v:.3f}" for k, v in report["modality_gap"].items())
+    Console().print(f"modality gap (mean cosine to the matching audio): {gap}")
+    Console().print(f"mean seed spread {report['mean_seed_spread']:.3f}; {report['seconds']:.0f} s")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train-prior`` and ``eval-prior`` to the CLI."""
+    app.command("train-prior")(train_prior_command)
+    app.command("eval-prior")(eval_prior_command)

@@ -1,0 +1,135 @@
+"""Diffusion prior latency: sampling K = 1, 8, 32 seeds, and generative vs. plain search.
+
+``python -m benchmarks.bench_prior [--repeats N] [--threads T]``
+
+Uses the prior trained for the default encoder and the catalog embeddings cached by
+``tunescope train-prior`` (``var/prior-data/<encoder id>.npz``) when they exist; otherwise a
+randomly initialised prior of the default shape over random unit vectors (the latency does not
+depend on the weights). Both wall-clock and process CPU time are reported: on a shared CPU the
+wall clock measures the neighbours as much as the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+QUERIES = ["Irish music", "a slow air on the fiddle", "sacred choral music", "a fast reel",
+           "music for strings", "a jig on the tin whistle", "a dance tune", "solo piano"]
+
+
+def _time(fn: Callable[[], object], repeats: int) -> dict[str, float]:
+    fn()  # warm-up
+    wall, cpu = [], []
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        wall.append((time.perf_counter() - w) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
+    return {"wall_ms_median": round(statistics.median(wall), 2),
+            "wall_ms_p90": round(float(np.percentile(wall, 90)), 2),
+            "cpu_ms_median": round(statistics.median(cpu), 2)}
+
+
+def _load(home: Path):  # noqa: ANN202 - (encoder or None, prior, audio or None)
+    from retrieval.prior import prior_weights_path
+    from retrieval.prior.data import cache_path
+    from retrieval.prior.model import PriorConfig, PriorDenoiser
+    from retrieval.prior.pipeline import PriorPipeline
+
+    try:
+        from retrieval.encoders import load_encoder
+
+        enc = load_encoder("default", device="cpu")
+        path = prior_weights_path(enc.id)
+        if path.is_file():
+            cache = cache_path(home / "prior-data", enc.id)
+            audio = np.load(cache)["audio"] if cache.is_file() else None
+            return enc, PriorPipeline.from_pretrained(path), audio
+    except Exception as e:  # noqa: BLE001 - fall back to a random prior, say why
+        print(f"  (no trained prior: {type(e).__name__}: {e}; using a random one)")
+        enc = None
+    return enc, PriorPipeline(PriorDenoiser(PriorConfig())), None
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    p = argparse.ArgumentParser(prog="bench_prior")
+    p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    p.add_argument("--home", type=Path, default=Path("var"))
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_prior.json"))
+    args = p.parse_args(argv or [])
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    enc, prior, audio = _load(args.home)
+    cfg = prior.config
+    print(f"prior: {prior.model.num_parameters():,} params, width {cfg.width}, depth "
+          f"{cfg.depth}, {prior.scheduler_name} {prior.num_inference_steps} steps, "
+          f"{torch.get_num_threads()} torch threads")
+    rng = np.random.default_rng(0)
+    cond = rng.standard_normal((2, cfg.dim)).astype(np.float32)
+    results: dict[str, object] = {"params": prior.model.num_parameters(),
+                                  "scheduler": prior.scheduler_name,
+                                  "steps": prior.num_inference_steps,
+                                  "threads": torch.get_num_threads(), "sampling": {}}
+    for k in (1, 8, 32):
+        for neg in (False, True):
+            r = _time(lambda k=k, neg=neg: prior.sample(cond[0], cond[1] if neg else None,
+                                                        num_samples=k), args.repeats)
+            name = f"K={k}" + (" +negative" if neg else "")
+            results["sampling"][name] = r
+            print(f"  sample {name:16s} wall {r['wall_ms_median']:7.2f} ms (p90 "
+                  f"{r['wall_ms_p90']:.2f})  cpu {r['cpu_ms_median']:7.2f} ms")
+    if enc is not None and audio is not None:
+        results["search"] = _search_bench(enc, prior, audio, args.repeats)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _search_bench(enc, prior, audio: np.ndarray, repeats: int) -> dict[str, object]:  # noqa: ANN001
+    from index.vectors import VectorIndex
+    from retrieval.generative import GenerativeConfig, generative_search
+    from retrieval.search import SearchOptions, SearchService, TrackMeta, TrackTable
+
+    ids = np.arange(1, len(audio) + 1, dtype=np.int64)
+    index = VectorIndex.build(enc.id, ids, audio, factory="Flat")
+    service = SearchService(enc, index, TrackTable(TrackMeta(id=int(i)) for i in ids))
+    qi = iter(range(10**9))
+    out: dict[str, object] = {"tracks": len(audio)}
+
+    def plain() -> None:
+        service.search_text(QUERIES[next(qi) % len(QUERIES)], SearchOptions(k=10))
+
+    def plain_mmr() -> None:
+        service.search_text(QUERIES[next(qi) % len(QUERIES)], SearchOptions(k=10,
+                                                                             mmr_lambda=0.8))
+
+    def gen() -> None:
+        generative_search(service, prior, [QUERIES[next(qi) % len(QUERIES)]],
+                          options=SearchOptions(k=10), config=GenerativeConfig(seeds=8))
+
+    def gen_neg() -> None:
+        generative_search(service, prior, [QUERIES[next(qi) % len(QUERIES)]], ["fiddle"],
+                          options=SearchOptions(k=10), config=GenerativeConfig(seeds=8))
+
+    for name, fn in (("plain text search", plain), ("plain + MMR", plain_mmr),
+                     ("generative K=8", gen), ("generative K=8 +negative", gen_neg)):
+        r = _time(fn, repeats)
+        out[name] = r
+        print(f"  {name:26s} wall {r['wall_ms_median']:7.2f} ms (p90 {r['wall_ms_p90']:.2f})"
+              f"  cpu {r['cpu_ms_median']:7.2f} ms   ({len(audio)} tracks, k=10)")
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,192 @@
+"""Evaluation of generative retrieval against direct text retrieval and a regression MLP.
+
+One run, one held-out split, three ranking methods over the same embedding matrix:
+
+- ``text``: the query's text embedding against the audio embeddings (plain search);
+- ``regression``: a deterministic MLP text -> audio embedding, then search (the point-estimate
+  baseline trained on the same pairs as the prior);
+- ``generative``: prior seeds -> neighbours -> fusion -> MMR (:mod:`retrieval.generative`).
+
+Query sets (relevance from the catalog metadata, never from the embeddings):
+
+- *captions*: the first caption of every held-out track; relevant = renders of the same piece;
+- *attributes*: single-attribute queries ("a jig", "a choir", ...) of the encoder evaluation;
+- *broad*: queries whose relevant set spans several values of a facet ("Irish music" covers
+  jigs, reels, airs...): facet coverage = distinct relevant facet values in the top 10 over
+  the number the top 10 could hold.
+
+Diversity: intra-list diversity (mean pairwise cosine distance of the top-10 audio embeddings)
+and the number of distinct collections, tune types and ensembles in the top 10.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from retrieval.encoders.evaluation import SINGLE_ATTRIBUTE_QUERIES, attribute_relevance
+from retrieval.generative import GenerativeConfig, matrix_backend, rank_candidates, seed_spread
+
+#: Broad queries: (text, field, accepted values, facet field whose coverage is measured).
+BROAD_QUERIES: list[tuple[str, str, tuple[str, ...], str]] = [
+    ("Irish music", "tradition", ("Irish", "Celtic"), "tune_type"),
+    ("Scottish music", "tradition", ("Scottish", "Celtic"), "tune_type"),
+    ("music for strings", "instrument_family", ("strings",), "ensemble"),
+    ("wind instruments", "instrument_family", ("woodwind", "brass"), "ensemble"),
+    ("a dance tune", "tune_type", ("jig", "reel", "hornpipe", "slip jig", "strathspey", "clog",
+                                   "march", "waltz", "polka", "highland fling"), "tune_type"),
+    ("sacred choral music", "tune_type", ("chorale", "mass movement"), "ensemble"),
+    ("folk music", "corpus_family", ("essen", "irish", "scottish", "folk"), "collection"),
+    ("early music", "corpus_family", ("renaissance", "medieval"), "collection"),
+]
+
+#: Negative steering: (query, negative text, field, values the negative should remove).
+NEGATIVE_QUERIES: list[tuple[str, str, str, tuple[str, ...]]] = [
+    ("Irish dance music", "fiddle", "instruments", ("fiddle", "violin")),
+    ("a lively folk tune", "accordion", "instruments", ("accordion",)),
+    ("sacred music", "organ", "instruments", ("organ",)),
+    ("a slow air", "flute", "instruments", ("flute", "tin whistle", "recorder")),
+]
+
+DIVERSITY_FIELDS = ("collection", "tune_type", "ensemble")
+Ranker = Callable[[np.ndarray, str], np.ndarray]  # (query embedding [d], text) -> row order
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """The held-out tracks: unit audio embeddings ``[N, dim]`` and their metadata rows."""
+
+    audio: np.ndarray
+    rows: list[dict[str, Any]]
+
+
+def _ndcg10(rel_sorted: np.ndarray, n_rel: int) -> float:
+    disc = 1.0 / np.log2(np.arange(2, 12))
+    k = min(10, len(rel_sorted))
+    dcg = float((rel_sorted[:k] * disc[:k]).sum())
+    ideal = float(disc[:min(n_rel, 10)].sum())
+    return dcg / ideal if ideal > 0 else 0.0
+
+
+def list_metrics(top: np.ndarray, relevant: np.ndarray, es: EvalSet) -> dict[str, float]:
+    """Metrics of one top-10 list (row indices ``[10]``) for a bool relevance ``[N]``."""
+    rel = relevant[top].astype(float)
+    v = es.audio[top]
+    sims = v @ v.T
+    k = len(top)
+    ild = float(1 - (sims.sum() - np.trace(sims)) / (k * (k - 1))) if k > 1 else 0.0
+    out = {"R@10": float(rel.any()), "nDCG@10": _ndcg10(rel, int(relevant.sum())),
+           "P@10": float(rel.mean()), "ILD": ild}
+    for f in DIVERSITY_FIELDS:
+        out[f"distinct_{f}"] = float(len({es.rows[i].get(f) for i in top}))
+    return out
+
+
+def facet_coverage(top: np.ndarray, relevant: np.ndarray, es: EvalSet, facet: str) -> float:
+    """Distinct facet values among relevant hits / the most the list could show."""
+    values = {es.rows[i].get(facet) for i in np.flatnonzero(relevant)}
+    shown = {es.rows[i].get(facet) for i in top if relevant[i]}
+    return len(shown) / min(len(values), len(top)) if values else 0.0
+
+
+def _mean(dicts: Sequence[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.mean([d[k] for d in dicts])) for k in dicts[0]} if dicts else {}
+
+
+def evaluate(es: EvalSet, embed_text: Callable[[list[str]], np.ndarray],
+             rankers: dict[str, Ranker], captions: list[str]) -> dict[str, dict[str, Any]]:
+    """Every metric for every ranker.
+
+    Args:
+        es: the held-out tracks.
+        embed_text: the encoder's text embedding (queries ``[Q] -> [Q, dim]``).
+        rankers: name -> function returning the row order (top 10 at least) for a query.
+        captions: one caption per row of ``es`` (the caption query set).
+    """
+    pieces = np.array([r.get("piece_id") for r in es.rows])
+    cap_emb = embed_text(captions)
+    attr = [(q, attribute_relevance(es.rows, f, v)) for q, f, v in SINGLE_ATTRIBUTE_QUERIES]
+    attr = [(q, rel) for q, rel in attr if rel.any()]
+    broad = [(q, attribute_relevance(es.rows, f, v), facet) for q, f, v, facet in BROAD_QUERIES]
+    broad = [b for b in broad if b[1].any()]
+    q_attr = embed_text([q for q, _ in attr])
+    q_broad = embed_text([q for q, _, _ in broad])
+    out: dict[str, dict[str, Any]] = {}
+    for name, rank in rankers.items():
+        cap = [list_metrics(rank(cap_emb[i], captions[i])[:10], pieces == pieces[i], es)
+               for i in range(len(captions))]
+        att = [list_metrics(rank(q_attr[j], q)[:10], rel, es) for j, (q, rel) in enumerate(attr)]
+        brd, cov = [], []
+        for j, (q, rel, facet) in enumerate(broad):
+            top = rank(q_broad[j], q)[:10]
+            brd.append(list_metrics(top, rel, es))
+            cov.append(facet_coverage(top, rel, es, facet))
+        out[name] = {"captions": _mean(cap), "attributes": _mean(att),
+                     "broad": {**_mean(brd), "facet_coverage": float(np.mean(cov))},
+                     "broad_per_query": {q: round(c, 3) for (q, _, _), c in zip(broad, cov,
+                                                                               strict=True)}}
+    return out
+
+
+def negative_steering(es: EvalSet, embed_text: Callable[[list[str]], np.ndarray],
+                      rank_with_negative: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
+                      ) -> dict[str, dict[str, float]]:
+    """Share of top-10 tracks carrying the negated attribute, without and with the negative."""
+    out = {}
+    for q, neg, field, values in NEGATIVE_QUERIES:
+        has = attribute_relevance(es.rows, field, values)
+        qv, nv = embed_text([q, neg])
+        before = rank_with_negative(qv, None)[:10]
+        after = rank_with_negative(qv, nv)[:10]
+        out[f"{q} / not {neg}"] = {"before": float(has[before].mean()),
+                                   "after": float(has[after].mean()),
+                                   "catalog_share": float(has.mean())}
+    return out
+
+
+def generative_ranker(prior: Any, es: EvalSet, config: GenerativeConfig,
+                      spreads: list[float] | None = None) -> Callable[..., np.ndarray]:
+    """Rows order by generative retrieval over ``es`` (``rank(q, text, negative=None)``)."""
+    neighbours, vectors = matrix_backend(es.audio)
+
+    def rank(q: np.ndarray, _text: str = "", negative: np.ndarray | None = None) -> np.ndarray:
+        seeds = prior.sample(q, negative, num_samples=config.seeds, seed=config.seed,
+                             guidance=config.guidance,
+                             negative_guidance=config.negative_guidance,
+                             num_inference_steps=config.steps)
+        if spreads is not None:
+            spreads.append(seed_spread(seeds))
+        ids, _ = rank_candidates(seeds, q, neighbours, vectors, 10, config)
+        return ids
+
+    return rank
+
+
+def modality_gap(text: np.ndarray, audio: np.ndarray, prior: Any, config: GenerativeConfig,
+                 regression: Callable[[np.ndarray], np.ndarray] | None = None
+                 ) -> dict[str, float]:
+    """Mean cosine between a caption's query point(s) and its own track's audio embedding.
+
+    ``text``/``audio``: matching unit rows ``[Q, dim]``. "prior seeds" averages over each
+    query's K seeds; "prior seed mean" uses their normalised mean.
+    """
+    seed_cos, mean_cos = [], []
+    for t, a in zip(text, audio, strict=True):
+        s = prior.sample(t, num_samples=config.seeds, seed=config.seed, guidance=config.guidance,
+                         num_inference_steps=config.steps)
+        seed_cos.append(float((s @ a).mean()))
+        m = s.mean(0)
+        mean_cos.append(float(m @ a / (np.linalg.norm(m) + 1e-9)))
+    out = {"text": float((text * audio).sum(1).mean()), "prior seeds": float(np.mean(seed_cos)),
+           "prior seed mean": float(np.mean(mean_cos))}
+    if regression is not None:
+        out["regression"] = float((regression(text) * audio).sum(1).mean())
+    return out
+
+
+def with_(config: GenerativeConfig, **kw: Any) -> GenerativeConfig:
+    """``dataclasses.replace`` for configs in sweeps."""
+    return replace(config, **kw)
