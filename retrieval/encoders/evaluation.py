@@ -133,7 +133,8 @@ def random_baseline(relevant: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dic
 
 def _ndcg(rel_sorted: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:
     disc = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = (rel_sorted[:, :k] * disc).sum(1)
+    top = rel_sorted[:, :k]
+    dcg = (top * disc[: top.shape[1]]).sum(1)  # catalogs smaller than k
     ideal = np.array([disc[: int(min(r, k))].sum() for r in n_rel])
     return dcg / np.maximum(ideal, 1e-9)
 
