@@ -49,6 +49,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.routes.generative import generative_search_response, split_mode
 from api.settings import Settings, get_settings
 from index.audio import decode
 from index.errors import CatalogError, DecodeError
@@ -305,8 +306,23 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None,
         q: Annotated[str, Query(min_length=1, max_length=500, description="What to find.",
                                 examples=["a lively jig on the flute"])],
         o: Annotated[SearchOptions, Depends(search_options)],
+        seeds: Annotated[int, Query(ge=1, le=64, description="mode=generative: prior "
+                                    "samples searched.")] = 8,
+        guidance: Annotated[float | None, Query(ge=0, le=20, description="mode=generative: "
+                                                "guidance scale.")] = None,
+        negative: Annotated[list[str], Query(max_length=20, description="mode=generative: "
+                                             "texts to steer away from.")] = [],  # noqa: B006
+        seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     ) -> SearchResponse:
-        """Tracks whose sound matches a description, filtered, diversified and paged."""
+        """Tracks whose sound matches a description, filtered, diversified and paged.
+
+        ``mode=generative`` searches from the diffusion prior's seeds instead (the musical-mode
+        filter keeps its other values)."""
+        search_mode, o = split_mode(o)
+        if search_mode == "generative":
+            result, echo = generative_search_response(svc, q, o, seeds=seeds, guidance=guidance,
+                                                      negative=negative, seed=seed)
+            return respond(result, echo, o)
         return respond(svc.search_text(q, o), {"text": q, "mode": "text"}, o)
 
     @app.post("/v1/search/audio", response_model=SearchResponse, responses=ERRORS,

@@ -88,6 +88,10 @@ def search_command(
     offset: int = typer.Option(0, "--offset"),
     collection: list[str] = typer.Option([], "--collection"),
     as_json: bool = typer.Option(False, "--json", help="Print the API's JSON response."),
+    generative: bool = typer.Option(False, "--generative", help="Search from diffusion-prior "
+                                    "seeds (needs `tunescope train-prior`)."),
+    seeds: int = typer.Option(8, "--seeds", help="Prior seeds (with --generative)."),
+    negative: list[str] = typer.Option([], "--negative", help="Steer away from (--generative)."),
 ) -> None:
     """Search the catalog by text from the command line."""
     from fastapi.testclient import TestClient
@@ -96,8 +100,10 @@ def search_command(
 
     settings = get_settings()
     client = TestClient(create_app(settings))
-    r = client.get("/v1/search", params={"q": text, "k": k, "offset": offset,
-                                         "collection": collection},
+    params = {"q": text, "k": k, "offset": offset, "collection": collection}
+    if generative:
+        params.update(mode="generative", seeds=seeds, negative=negative)
+    r = client.get("/v1/search", params=params,
                    headers={"X-API-Key": settings.api_key} if settings.api_key else {})
     body = r.json()
     if r.status_code != 200:
@@ -113,6 +119,8 @@ def search_command(
                       t["collection"] or "", f"{t['key'] or ''} {t['mode'] or ''}",
                       t["meter"] or "", f"{t['tempo_bpm'] or ''}")
     Console().print(table)
+    if "spread" in body["query"]:
+        typer.echo(f"seed spread {body['query']['spread']:.3f} (the query's uncertainty)")
     if body["weak_match"]:
         typer.echo("weak match: nothing in the catalog is very close to this query")
 

@@ -60,7 +60,8 @@ function render(data, append) {
     list.appendChild(li);
   }
   const n = list.children.length;
-  setStatus(n ? `${n} results${data.weak_match ? " — weak match: nothing in the catalog is very close" : ""}`
+  const spread = data.query && data.query.spread !== undefined ? ` — seed spread ${data.query.spread.toFixed(2)} (query uncertainty)` : "";
+  setStatus(n ? `${n} results${spread}${data.weak_match ? " — weak match: nothing in the catalog is very close" : ""}`
               : "No results", data.weak_match);
   $("#more-btn").hidden = data.results.length < state.k;
 }
@@ -77,6 +78,10 @@ async function run(query, append = false) {
 function textSearch(q) {
   run((offset) => {
     const p = filterParams(); p.set("q", q); p.set("k", state.k); p.set("offset", offset);
+    if ($("#f-generative").checked) {
+      p.append("mode", "generative");
+      for (const n of $("#f-negative").value.split(",")) if (n.trim()) p.append("negative", n.trim());
+    }
     return call(`/v1/search?${p}`);
   });
 }
