@@ -50,11 +50,11 @@ def train_prior_command(
     catalog: Path | None = typer.Option(None, "--catalog", help="Catalog folder with metadata.jsonl."),
     crop_s: float = typer.Option(10.0, "--crop-s", help="Embed the middle N s of each track "
                                  "(0: whole tracks; 10 s is 4x cheaper on a 25 s track)."),
-    steps: int = typer.Option(3000, "--steps", min=1, help="Optimiser steps."),
+    steps: int = typer.Option(2000, "--steps", min=1, help="Optimiser steps."),
     batch_size: int = typer.Option(128, "--batch-size", min=1),
     captions: int = typer.Option(4, "--captions-per-track", min=1, help="Pairs per track."),
-    width: int = typer.Option(256, "--width", min=2),
-    depth: int = typer.Option(4, "--depth", min=1),
+    width: int = typer.Option(192, "--width", min=2),
+    depth: int = typer.Option(3, "--depth", min=1),
     prediction: str = typer.Option("sample", "--prediction", help="epsilon, sample or v_prediction."),
     scheduler: str = typer.Option("ddim", "--scheduler", help="Default sampler: ddim, dpm, euler, unipc."),
     sample_steps: int = typer.Option(10, "--sample-steps", min=1, help="Default denoising steps."),
@@ -124,7 +124,7 @@ def eval_prior_command(
     query_weight: float = typer.Option(1.0, "--query-weight", help="Weight of the query's own list."),
     steps: int | None = typer.Option(None, "--steps", help="Denoising steps (default: card)."),
     prior_path: Path | None = typer.Option(None, "--prior", help="Prior weights (default: per encoder)."),
-    regression_steps: int = typer.Option(3000, "--regression-steps", min=1),
+    regression_steps: int = typer.Option(1500, "--regression-steps", min=1),
     out: Path | None = typer.Option(None, "--out", help="Write the full results as JSON here."),
 ) -> None:
     """Generative retrieval vs. direct text retrieval vs. a regression MLP, on one split."""
@@ -150,7 +150,7 @@ def eval_prior_command(
         raise typer.BadParameter(f"the prior was trained for {prior.encoder_id}, not {enc.id}")
     t0 = time.perf_counter()
     reg, _ = train_regression(cat.pairs("train"), cat.pairs("validation"),
-                              TrainConfig(steps=regression_steps, eval_every=250))
+                              TrainConfig(steps=regression_steps, batch_size=128, eval_every=250))
     rows = cat.split_rows(split)
     es = EvalSet(cat.audio[rows], [cat.rows[i] for i in rows])
     gen_cfg = GenerativeConfig(seeds=seeds, guidance=guidance, negative_guidance=negative_guidance,

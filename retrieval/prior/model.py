@@ -44,8 +44,8 @@ class PriorConfig:
     """
 
     dim: int = 512
-    width: int = 256
-    depth: int = 4
+    width: int = 192
+    depth: int = 3
     expansion: int = 2
     time_dim: int = 128
     dropout: float = 0.1

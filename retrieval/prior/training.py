@@ -249,7 +249,7 @@ class RegressionMLP(nn.Module):
     cosine loss: the point estimate a prior must beat (or match) in relevance.
     """
 
-    def __init__(self, dim: int, width: int = 512, depth: int = 2, dropout: float = 0.1) -> None:
+    def __init__(self, dim: int, width: int = 256, depth: int = 2, dropout: float = 0.1) -> None:
         super().__init__()
         self.inp = nn.Linear(dim, width)
         self.blocks = nn.ModuleList(
