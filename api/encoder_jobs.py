@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from generation.captions import facts_from_row, training_captions
 from generation.render import HELDOUT_SOUNDFONT, soundfont_paths, training_soundfonts
 from generation.training_data import FeatureSet, build_feature_set
 from retrieval.encoders.default import DEFAULT_WEIGHTS, ClapMini, load_minilm
@@ -97,8 +98,9 @@ def quick_metrics(model: ClapMini, fs: FeatureSet) -> dict[str, float]:
     return out
 
 
-def train_default_encoder(cache: Path, out: Path = DEFAULT_WEIGHTS, *, size: int = 2000, renders: int = 3,
-                          val_size: int = 240, seed: int = 0, cfg: TrainConfig | None = None,
+def train_default_encoder(cache: Path, out: Path = DEFAULT_WEIGHTS, *, size: int = 2400, renders: int = 2,
+                          val_size: int = 200, seed: int = 0, cfg: TrainConfig | None = None,
+                          extra_captions: int = 0,
                           workers: int | None = None, log: Log = print,
                           progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Render the training and validation sets, train clap-mini, save it. Returns the training info."""
@@ -116,9 +118,11 @@ def train_default_encoder(cache: Path, out: Path = DEFAULT_WEIGHTS, *, size: int
                                 progress=prog("validation"))
     texts: list[str] = []
     caption_ids: list[list[int]] = []
-    for r in train_fs.rows:
+    for i, r in enumerate(train_fs.rows):
         ids = []
-        for c in r["captions"]:
+        # the catalog's own captions plus fresh draws from the same facts: more phrasings per clip
+        fresh = training_captions(facts_from_row(r), extra_captions, seed=seed * 100_003 + i) if extra_captions else []
+        for c in dict.fromkeys([*r["captions"], *fresh]):
             ids.append(len(texts))
             texts.append(c)
         caption_ids.append(ids)

@@ -174,6 +174,18 @@ def training_captions(facts: Mapping[str, Any], n: int, seed: int) -> list[str]:
     return out
 
 
+def facts_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Caption facts back from a demo-catalog metadata row (to draw fresh captions later)."""
+    return {
+        "ensemble": row.get("ensemble"), "family": row.get("instrument_family"),
+        "instruments": row.get("instruments"), "tune_type": row.get("tune_type"),
+        "tempo_bpm": row.get("tempo_bpm"), "tempo_bucket": row.get("tempo_bucket"),
+        "mode": row.get("mode"), "key": row.get("key"), "meter": row.get("meter"),
+        "meter_class": row.get("meter_class"), "region": row.get("tradition"),
+        "composer": row.get("composer"), "collection": row.get("collection"), "period": None,
+    }
+
+
 # --- evaluation-only paraphrases -----------------------------------------------------------
 
 _P_TEMPO = {"slow": ["unhurried", "leisurely", "calm and unrushed"],

@@ -55,6 +55,8 @@ class Events:
         dur: float64 ``[n]`` durations in quarter notes.
         pitch: int16 ``[n]`` MIDI pitches as written.
         voice: int16 ``[n]`` part index (0 = top part).
+        strength: float32 ``[n]`` metrical strength from music21 (1 = downbeat, 0.5 = strong beat...),
+            which places accents correctly even after a pickup bar.
         length_ql: total length of the piece in quarter notes.
         n_voices: number of parts.
         bar_ql: length of a bar in quarter notes (for downbeat accents and excerpt starts).
@@ -65,6 +67,7 @@ class Events:
     dur: np.ndarray
     pitch: np.ndarray
     voice: np.ndarray
+    strength: np.ndarray
     length_ql: float
     n_voices: int
     bar_ql: float
@@ -95,6 +98,7 @@ def score_to_events(score) -> Events:  # music21.stream.Score | Part
     dur: list[float] = []
     pitch: list[int] = []
     voice: list[int] = []
+    strength: list[float] = []
     for vi, part in enumerate(parts):
         flat = part.stripTies().flatten()
         for n in flat.notes:
@@ -102,7 +106,12 @@ def score_to_events(score) -> Events:  # music21.stream.Score | Part
             d = float(n.quarterLength)
             if d <= 0:
                 continue  # grace notes
+            try:
+                bs = float(n.beatStrength)
+            except Exception:  # notes outside a measure have no metrical position
+                bs = 0.0
             for p in n.pitches:
+                strength.append(bs)
                 onset.append(o)
                 dur.append(d)
                 pitch.append(int(p.midi))
@@ -117,7 +126,8 @@ def score_to_events(score) -> Events:  # music21.stream.Score | Part
     order = np.argsort(o, kind="stable")
     return Events(
         onset=o[order], dur=d[order], pitch=np.asarray(pitch, np.int16)[order],
-        voice=np.asarray(voice, np.int16)[order], length_ql=float((o + d).max()),
+        voice=np.asarray(voice, np.int16)[order],
+        strength=np.asarray(strength, np.float32)[order], length_ql=float((o + d).max()),
         n_voices=len(parts), bar_ql=bar_ql, beat_ql=beat_ql,
     )
 
@@ -176,8 +186,9 @@ def _window(ev: Events, start_ql: float, need_ql: float) -> tuple[np.ndarray, ..
     du = np.tile(ev.dur, reps)
     pi = np.tile(ev.pitch, reps)
     vo = np.tile(ev.voice, reps)
+    st = np.tile(ev.strength, reps)
     sel = (on >= start_ql - 1e-6) & (on < start_ql + need_ql - 1e-6)
-    return on[sel] - start_ql, du[sel], pi[sel], vo[sel]
+    return on[sel] - start_ql, du[sel], pi[sel], vo[sel], st[sel]
 
 
 def render(ev: Events, spec: RenderSpec, sample_rate: int = 22050) -> np.ndarray:
@@ -190,7 +201,7 @@ def render(ev: Events, spec: RenderSpec, sample_rate: int = 22050) -> np.ndarray
     rng = np.random.default_rng(spec.seed)
     sec_per_ql = 60.0 / spec.qbpm
     need_ql = spec.duration_s / sec_per_ql
-    on, du, pi, vo = _window(ev, spec.start_ql, need_ql)
+    on, du, pi, vo, st = _window(ev, spec.start_ql, need_ql)
     channels: dict[tuple[int, int], tuple[int, int]] = {}  # (voice, k) -> (channel, octave)
     chan = 0
     for v, progs in enumerate(spec.programs):
@@ -210,8 +221,7 @@ def render(ev: Events, spec: RenderSpec, sample_rate: int = 22050) -> np.ndarray
         v = int(vo[i]) % len(spec.programs)
         start = max(0.0, on[i] * sec_per_ql + jitter[i])
         end = start + max(0.05, du[i] * sec_per_ql * 0.92)
-        in_bar = (on[i] + spec.start_ql) % ev.bar_ql
-        accent = 14 if in_bar < 1e-3 else (6 if abs(in_bar % ev.beat_ql) < 1e-3 else 0)
+        accent = 16.0 * float(st[i])  # players stress the meter: downbeats most, then beats
         vel = int(np.clip(spec.velocity + accent + rng.normal(0, 5) - 4 * v, 20, 127))
         for k in range(len(spec.programs[v])):
             if (v, k) not in channels:

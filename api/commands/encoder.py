@@ -48,7 +48,7 @@ def embed_command(
 
 def train_encoder_command(
     out: Path = typer.Option(None, "--out", help="Weights file (default: the packaged clap-mini)."),
-    size: int = typer.Option(1800, "--size", min=10, help="Training pieces (train split only)."),
+    size: int = typer.Option(2400, "--size", min=10, help="Training pieces (train split only)."),
     renders: int = typer.Option(2, "--renders", min=1, max=8, help="Renders per training piece."),
     val_size: int = typer.Option(200, "--val-size", min=10, help="Validation pieces."),
     epochs: int = typer.Option(40, "--epochs", min=1, max=500),

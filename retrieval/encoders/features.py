@@ -3,7 +3,7 @@
 Three views of a mono 16 kHz waveform, all at 50 frames per second so they align:
 - ``logmel`` [64, T]: timbre and texture (what instruments, how dense);
 - ``chroma`` [24, T]: a 12-bin pitch-class profile over the full range and another over the
-  bass range only. Mode is a relation between the tonic (often in the bass) and its third,
+  low range (60-400 Hz) only. Mode is a relation between the tonic (often in the bass) and its third,
   which a log-mel CNN at this budget does not find by itself (see FIELD-NOTES' probe);
 - ``onset`` [T]: positive spectral flux, whose periodicity is the tempo and the meter.
 
@@ -27,7 +27,7 @@ N_MELS = 64
 FPS = SAMPLE_RATE / HOP
 #: Bumped whenever feature computation changes: cached training renders built with another
 #: version are stale (``api.encoder_jobs.cached_feature_set`` checks it).
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:
@@ -97,7 +97,7 @@ def compute_features(wave: torch.Tensor) -> dict[str, torch.Tensor]:
     cspec = torch.stft(wave, N_FFT_CHROMA, HOP, window=_window(N_FFT_CHROMA), center=True,
                        pad_mode="constant", return_complex=True).abs()
     full = chroma_filters().to(wave.device) @ cspec
-    bass = chroma_filters(fmin=50.0, fmax=260.0).to(wave.device) @ cspec
+    bass = chroma_filters(fmin=60.0, fmax=400.0).to(wave.device) @ cspec
     chroma = torch.cat([_norm_chroma(full), _norm_chroma(bass)], dim=1)
     flux = torch.relu(logmel[:, :, 1:] - logmel[:, :, :-1]).mean(dim=1)
     onset = torch.cat([torch.zeros_like(flux[:, :1]), flux], dim=1)
@@ -106,8 +106,10 @@ def compute_features(wave: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def _norm_chroma(c: torch.Tensor) -> torch.Tensor:
-    c = torch.log1p(10.0 * c / (c.amax(dim=(1, 2), keepdim=True) + 1e-8))
-    return c / (c.amax(dim=1, keepdim=True) + 1e-6)
+    """Log-compressed chroma normalised per clip, not per frame: a per-frame normalisation gives
+    rests and reverb tails the weight of full chords, which blurs the key profile."""
+    c = c / (c.amax(dim=(1, 2), keepdim=True) + 1e-8)
+    return torch.log1p(20.0 * c) / math.log1p(20.0)
 
 
 def frames_for(seconds: float) -> int:
