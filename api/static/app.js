@@ -137,3 +137,10 @@ $("#more-btn").addEventListener("click", () => {
   state.offset += state.k;
   if (state.lastQuery) run(state.lastQuery, true);
 });
+
+// Deep link: /?q=... runs that search on load, so a result page can be shared or bookmarked.
+const initialQuery = new URLSearchParams(location.search).get("q");
+if (initialQuery) {
+  $("#q").value = initialQuery;
+  textSearch(initialQuery);
+}
