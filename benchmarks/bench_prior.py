@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     p.add_argument("--home", type=Path, default=Path("var"))
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_prior.json"))
-    args = p.parse_args(argv or [])
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     enc, prior, audio = _load(args.home)

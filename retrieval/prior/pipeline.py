@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +85,14 @@ class PriorPipeline:
         scheduler: a name of :data:`SCHEDULERS`.
         num_inference_steps: default number of denoising steps.
         card: the model card (encoder id, training data, metrics, sampling defaults).
+        threads: torch intra-op threads while sampling. One: a batch of 8-100 rows gains
+            nothing from a thread team, and when the other core is busy an OpenMP team of two
+            spins for its partner -- measured here 2.6 s instead of 35 ms for 8 seeds.
     """
 
     def __init__(self, model: PriorDenoiser, scheduler: str = "ddim",
-                 num_inference_steps: int = 10, card: dict[str, Any] | None = None) -> None:
+                 num_inference_steps: int = 10, card: dict[str, Any] | None = None,
+                 threads: int | None = 1) -> None:
         self.model = model.eval()
         self.config = model.config
         self.scheduler_name = scheduler
@@ -97,6 +102,7 @@ class PriorPipeline:
         defaults = self.card.get("sampling", {})
         self.default_guidance = float(defaults.get("guidance", 2.0))
         self.default_negative_guidance = float(defaults.get("negative_guidance", 1.0))
+        self.threads = threads
         # Schedulers keep per-loop state (step index, multistep history): one loop at a time.
         self._lock = threading.Lock()
 
@@ -181,7 +187,7 @@ class PriorPipeline:
         cond = torch.cat([self.model.null_cond[None, :], pos, neg])  # [G, d]
         cond_cache = self.model.condition(cond)
         steps = num_inference_steps or self.num_inference_steps
-        with self._lock:
+        with self._lock, _torch_threads(self.threads):
             sched = self.scheduler
             sched.set_timesteps(steps)
             x = self.initial_noise(k, seed) * sched.init_noise_sigma
@@ -207,6 +213,19 @@ class PriorPipeline:
         if arr.ndim != 2 or (arr.size and arr.shape[1] != self.config.dim):
             raise RetrievalError(f"{what} must be [n, {self.config.dim}], got {arr.shape}")
         return torch.from_numpy(l2_normalize(arr.reshape(-1, self.config.dim)))
+
+
+@contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _weights(w: Sequence[float] | None, n: int, what: str) -> torch.Tensor:
