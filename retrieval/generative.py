@@ -244,12 +244,19 @@ def service_backend(service: SearchService, options: SearchOptions) -> tuple[Nei
                                                                              Vectors]:
     """``neighbours``/``vectors`` through the search service: its index, filters, exclusions.
 
-    Each seed is one :meth:`SearchService.search_vector` call with diversity off, so filters
-    are honoured exactly as in plain search (over-fetch, exact fallback).
+    Without filters or exclusions all seeds go to the index in one batched call; otherwise each
+    seed is one :meth:`SearchService.search_vector` call with diversity off, so filters are
+    honoured exactly as in plain search (over-fetch, exact fallback).
     """
     from retrieval.search import SearchOptions as Options
 
     def neighbours(q: np.ndarray, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        if options.filters.is_empty() and not options.exclude_ids:
+            # Nothing to filter: one batched index call for all the seeds.
+            s, i = service.index.search(q, min(n, max(service.index.count, 1)))
+            out = [service._clean(ids, sc, None, np.zeros(0, np.int64)) for ids, sc in zip(
+                i, s, strict=True)]
+            return [o[0] for o in out], [o[1] for o in out]
         per = Options(k=min(n, service.config.max_k), filters=options.filters,
                       exclude_ids=options.exclude_ids)
         out_i, out_s = [], []
