@@ -50,9 +50,11 @@ def _tblock(cin: int, cout: int, k: int = 5) -> nn.Sequential:
 class AudioTower(nn.Module):
     """Features ``{logmel [B,64,T], chroma [B,24,T], onset [B,T]}`` -> ``[B, hidden]``.
 
-    The timbre branch is a 1-D CNN over time with mel bands as channels: at this CPU budget a
-    2-D CNN costs ~15x more per clip for no gain in instrument recognition (the spectral
-    envelope is in the channel pattern), and it leaves time to train on many more renders.
+    The timbre branch is a 1-D CNN over time with mel bands as channels: a 2-D CNN of similar
+    width cost ~20x more per training step here (measured forward+backward, batch 128), and the
+    spectral envelope that identifies an instrument is in the channel pattern. (The 2-D variant
+    was not trained, so there is no accuracy comparison; the 1-D one reaches 0.85 instrument
+    accuracy on a held-out soundfont.)
     """
 
     def __init__(self, width: int = 16, hidden: int = 512) -> None:
