@@ -29,6 +29,13 @@ def serve_command(
 
     settings = get_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    # One intra-op thread per request, as for FAISS: the server's parallelism is its concurrent
+    # requests. Measured: a generative query (MiniLM + 8 prior seeds + search) took 56 ms with
+    # the default 2 threads (the sampler's 1-thread section makes MiniLM re-spin its team on
+    # every call) and 26 ms with 1 thread throughout.
+    torch.set_num_threads(settings.server_torch_threads)
     app = create_app(settings)
     host, port = host or settings.host, port or settings.port
     Console(stderr=True).print(f"tunescope serving at http://{host}:{port}/")
