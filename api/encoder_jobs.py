@@ -148,8 +148,6 @@ def evaluate_default_encoder(cache: Path, weights: Path | None = None, *, size: 
     With ``heldout`` the renders use the soundfont never used in training (no room/EQ
     augmentation, so the soundfont is the only change); otherwise the training soundfonts.
     """
-    from safetensors.torch import load_file
-
     from retrieval.encoders.default import DefaultEncoder
     from retrieval.encoders.evaluation import random_baseline, single_attribute_eval
 
@@ -164,9 +162,7 @@ def evaluate_default_encoder(cache: Path, weights: Path | None = None, *, size: 
                             size=size, seed=seed, splits=("test",), renders=2, soundfonts=sfs,
                             augment=False, paraphrases=True, progress=progress)
     enc = DefaultEncoder(weights, device="cpu")
-    model = enc.model
-    model.load_state_dict(load_file(str(enc.path)), strict=False)
-    audio = audio_embeddings_from_features(model, fs)
+    audio = audio_embeddings_from_features(enc.model, fs)
     embed = enc.embed_text
     rows = fs.rows
     pieces = np.array([r["piece_id"] for r in rows])

@@ -19,7 +19,6 @@ normalisation.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ import torch
 from torch import nn
 
 from retrieval.encoders.base import l2_normalize
+from retrieval.encoders.common import resolve_device, weights_digest, window_starts
 from retrieval.encoders.features import FPS, SAMPLE_RATE, compute_features
 from retrieval.errors import RetrievalError, WeightsNotFoundError
 
@@ -209,26 +209,6 @@ def load_minilm(device: str = "cpu"):
     return SentenceTransformer(str(path), device=device, local_files_only=True)
 
 
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when available, else 'cpu'; anything else is checked."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise RetrievalError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RetrievalError(f"device {device!r} requested but CUDA is not available")
-    return device
-
-
-def weights_digest(path: Path) -> str:
-    """First 12 hex digits of the weights file's sha256: the encoder id names exact weights."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:12]
-
-
 class DefaultEncoder:
     """The committed ``clap-mini`` encoder behind the :class:`~retrieval.encoders.base.Encoder`
     protocol.
@@ -262,7 +242,7 @@ class DefaultEncoder:
                                  f"unexpected {unexpected[:5]}")
         self.model.eval().to(self.device)
         self.dim = int(self.model.config["dim"])
-        self.id = f"clap-mini@{weights_digest(self.path)}"
+        self.id = f"clap-mini@{weights_digest([self.path])}"
         self.batch_size = batch_size
         self._minilm = None
 
@@ -271,7 +251,7 @@ class DefaultEncoder:
         if len(texts) == 0:
             return np.zeros((0, self.dim), np.float32)
         if self._minilm is None:
-            self._minilm = load_minilm(self.device)
+            self._minilm = load_minilm(str(self.device))
         vecs = self._minilm.encode(list(texts), batch_size=64, convert_to_tensor=True,
                                    show_progress_bar=False).to(self.device)
         with torch.inference_mode():
@@ -304,16 +284,12 @@ class DefaultEncoder:
 
 
 def split_windows(wave: np.ndarray, sr: int, window_s: float, hop_s: float) -> list[np.ndarray]:
-    """Overlapping fixed-length windows covering the whole waveform (the last one padded).
+    """Overlapping fixed-length windows covering the whole waveform (see :func:`window_starts`).
 
     A clip shorter than a window is zero-padded (the features are level-normalised, so padding
     only adds silence). Every window has exactly ``window_s * sr`` samples, so they batch.
     """
     n = int(window_s * sr)
-    hop = int(hop_s * sr)
     if len(wave) <= n:
         return [np.pad(wave, (0, n - len(wave)))]
-    starts = list(range(0, len(wave) - n + 1, hop))
-    if starts[-1] + n < len(wave):
-        starts.append(len(wave) - n)  # cover the tail without padding
-    return [wave[s:s + n] for s in starts]
+    return [wave[s:s + n] for s in window_starts(len(wave), n, int(hop_s * sr))]
