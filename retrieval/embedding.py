@@ -25,15 +25,9 @@ from retrieval.errors import RetrievalError
 
 
 def vector_to_bytes(v: np.ndarray) -> bytes:
-    """float32 little-endian bytes, the storage format of ``Embedding.vector``."""
+    """float32 little-endian bytes, the storage format of ``Embedding.vector`` (read back by
+    :func:`index.vectors.load_embeddings`)."""
     return np.asarray(v, dtype="<f4").tobytes()
-
-
-def vector_from_bytes(b: bytes, dim: int) -> np.ndarray:
-    v = np.frombuffer(b, dtype="<f4")
-    if v.size != dim:
-        raise RetrievalError(f"stored vector has {v.size} values, expected {dim}")
-    return v
 
 
 def embed_tracks(session: Session, tracks: Sequence[Track], encoder: Encoder, store: AudioStore,
@@ -99,15 +93,3 @@ def embed_missing(factory: sessionmaker[Session], encoder: Encoder, store: Audio
         if progress:
             progress(done, len(todo))
     return done
-
-
-def load_embeddings(session: Session, encoder_id: str) -> tuple[np.ndarray, np.ndarray]:
-    """(track ids int64 ``[n]``, vectors float32 ``[n, dim]``) stored for an encoder."""
-    rows = session.execute(select(Embedding.track_id, Embedding.vector, Embedding.dim)
-                           .where(Embedding.encoder_id == encoder_id).order_by(Embedding.track_id)).all()
-    if not rows:
-        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-    dim = rows[0][2]
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    vecs = np.stack([vector_from_bytes(r[1], dim) for r in rows]).astype(np.float32)
-    return ids, vecs

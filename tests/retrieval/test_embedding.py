@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from index.ingest import ingest
 from index.models import Embedding, Track
 from index.store import AudioStore
-from retrieval.embedding import embed_missing, load_embeddings, make_embedding_stage, missing_track_ids
+from index.vectors import load_embeddings
+from retrieval.embedding import embed_missing, make_embedding_stage, missing_track_ids
 from retrieval.encoders.default import ClapMini, DefaultEncoder
 from retrieval.encoders.training import save_weights
 
@@ -32,7 +33,7 @@ def test_ingest_embeds_in_the_same_transaction(factory: sessionmaker[Session], s
                      min_duration_s=1.0, on_batch=make_embedding_stage(encoder, store), progress=False)
     assert summary.ingested == 5
     with factory() as s:
-        ids, vecs = load_embeddings(s, encoder.id)
+        ids, vecs = load_embeddings(s, encoder.id, encoder.dim)
         n_tracks = s.scalar(select(func.count()).select_from(Track))
     assert n_tracks == 5 and len(ids) == 5 and vecs.shape == (5, 8)
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
