@@ -1,16 +1,27 @@
 """The prior's data: a rendered catalog's captions and audio, embedded once and cached.
 
 A catalog folder holds ``metadata.jsonl`` (rows with ``path``, ``split``, ``captions`` and the
-metadata the evaluation groups by) and the audio files. Embedding 1,500 tracks takes minutes on
-a CPU, so the embeddings are cached in ``<cache_dir>/<encoder id>.npz`` and reused as long as
-the encoder id (which names its exact weights) and the list of files are the same.
+metadata the evaluation groups by) and the audio files. The audio embeddings are *whole-track*
+embeddings, exactly what the index holds: the prior must sample where the catalog's vectors
+live. When the catalog database already stores them (``stored``: content hash -> vector, read
+through :func:`index.vectors.load_embeddings`), they are reused instead of decoding the files
+again. Embeddings are cached in ``<cache_dir>/<encoder id>.npz``; the audio part is reused as
+long as the encoder id (which names its exact weights) and the files are the same, the caption
+part as long as the caption texts are.
+
+Captions: the catalog ships three or four per track. The prior learns ``p(audio | text)`` from
+them, and three captions per track teach it little about short or partial requests ("a jig",
+"something slow on the harp"), which are exactly the broad queries it exists for. So
+``extra_captions`` draws more captions per row from the row's facts with the *training* caption
+generator (:func:`generation.captions.training_captions`); the evaluation-only paraphrase
+templates are never used for training.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,9 +85,24 @@ def cache_path(cache_dir: str | Path, encoder_id: str) -> Path:
     return Path(cache_dir) / f"{safe}.npz"
 
 
-def _fingerprint(rows: list[dict[str, Any]]) -> str:
-    text = "\n".join(f"{r['path']}|{'|'.join(r.get('captions', []))}" for r in rows)
+def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def row_captions(row: Mapping[str, Any], extra: int = 0) -> list[str]:
+    """The row's shipped captions, then up to ``extra`` more drawn from its facts.
+
+    The extra captions come from the training caption generator, seeded by the row's path, so
+    they are the same on every run; duplicates of shipped captions are dropped.
+    """
+    shipped = list(row.get("captions") or [])
+    if extra <= 0:
+        return shipped
+    from generation.captions import facts_from_row, training_captions
+
+    seed = int(hashlib.sha256(str(row.get("path")).encode()).hexdigest()[:8], 16)
+    fresh = training_captions(facts_from_row(row), len(shipped) + extra, seed)
+    return shipped + [c for c in fresh if c not in shipped][:extra]
 
 
 def _crop(duration_s: float | None, crop_s: float | None) -> dict[str, float]:
@@ -86,7 +112,8 @@ def _crop(duration_s: float | None, crop_s: float | None) -> dict[str, float]:
 
 
 def embed_catalog(encoder: Encoder, catalog_dir: str | Path, cache_dir: str | Path, *,
-                  batch_size: int = 16, crop_s: float | None = None,
+                  batch_size: int = 16, crop_s: float | None = None, extra_captions: int = 0,
+                  stored: Mapping[str, np.ndarray] | None = None,
                   progress: Callable[[int, int], None] | None = None) -> EmbeddedCatalog:
     """Embed every row's audio and captions (or load them from the cache).
 
@@ -95,36 +122,86 @@ def embed_catalog(encoder: Encoder, catalog_dir: str | Path, cache_dir: str | Pa
         catalog_dir: the folder with ``metadata.jsonl``.
         cache_dir: where ``<encoder id>.npz`` is kept.
         batch_size: tracks decoded and embedded at a time.
-        crop_s: embed only the middle ``crop_s`` seconds of each track (None: whole tracks).
-            One 10 s window costs a quarter of a 25 s track's four overlapping windows: the
-            way to build the data on a busy CPU, at the price of embeddings that differ
-            slightly from the whole-track ones in the index.
+        crop_s: embed only the middle ``crop_s`` seconds of each track (None: whole tracks,
+            the default, as in the index). A crop is cheaper but samples a slightly different
+            distribution than the one the prior's seeds are searched against.
+        extra_captions: captions drawn per row on top of the shipped ones (see the module doc).
+        stored: content hash (sha256 of the file) -> stored whole-track embedding of this
+            encoder; rows found there are not decoded again. Ignored with ``crop_s``.
         progress: called as ``progress(done, total)`` after each audio batch.
     """
     from index.audio import decode
 
     root = Path(catalog_dir)
     rows = load_rows(root)
-    fp = _fingerprint(rows) + (f"|crop{crop_s:g}" if crop_s else "")
+    texts_per_row = [row_captions(r, extra_captions) for r in rows]
+    audio_fp = _digest("\n".join(r["path"] for r in rows) + (f"|crop{crop_s:g}" if crop_s else ""))
+    caption_fp = _digest("\n".join("|".join(t) for t in texts_per_row))
     path = cache_path(cache_dir, encoder.id)
-    owner = np.array([i for i, r in enumerate(rows) for _ in r.get("captions", [])], np.int64)
-    rank = np.array([j for r in rows for j in range(len(r.get("captions", [])))], np.int64)
+    owner = np.array([i for i, t in enumerate(texts_per_row) for _ in t], np.int64)
+    rank = np.array([j for t in texts_per_row for j in range(len(t))], np.int64)
+    audio: np.ndarray | None = None
+    captions: np.ndarray | None = None
     if path.is_file():
         z = np.load(path)
-        if str(z["fingerprint"]) == fp and str(z["encoder_id"]) == encoder.id:
-            return EmbeddedCatalog(rows, z["audio"], z["captions"], owner, rank, encoder.id)
-    audio = np.zeros((len(rows), encoder.dim), np.float32)
-    for s in range(0, len(rows), batch_size):
-        chunk = rows[s:s + batch_size]
-        waves = [decode(root / r["path"], sample_rate=encoder.sample_rate,
-                        **_crop(r.get("duration_s"), crop_s)) for r in chunk]
-        audio[s:s + len(chunk)] = encoder.embed_audio(waves)
-        if progress is not None:
-            progress(s + len(chunk), len(rows))
-    texts = [c for r in rows for c in r.get("captions", [])]
-    captions = encoder.embed_text(texts).astype(np.float32)
+        if str(z["encoder_id"]) == encoder.id and "audio_fp" in z.files:
+            if str(z["audio_fp"]) == audio_fp:
+                audio = z["audio"]
+            if str(z["caption_fp"]) == caption_fp:
+                captions = z["captions"]
+    if audio is not None and captions is not None:
+        return EmbeddedCatalog(rows, audio, captions, owner, rank, encoder.id)
+    if audio is None:
+        audio = np.zeros((len(rows), encoder.dim), np.float32)
+        todo = list(range(len(rows)))
+        if stored and not crop_s:
+            from index.store import hash_file
+
+            found = {i: stored.get(hash_file(root / r["path"])) for i, r in enumerate(rows)}
+            for i, v in found.items():
+                if v is not None:
+                    audio[i] = v
+            todo = [i for i, v in found.items() if v is None]
+        for s in range(0, len(todo), batch_size):
+            chunk = todo[s:s + batch_size]
+            waves = [decode(root / rows[i]["path"], sample_rate=encoder.sample_rate,
+                            **_crop(rows[i].get("duration_s"), crop_s)) for i in chunk]
+            audio[chunk] = encoder.embed_audio(waves)
+            if progress is not None:
+                progress(s + len(chunk), len(todo))
+    if captions is None:
+        texts = [c for t in texts_per_row for c in t]
+        captions = encoder.embed_text(texts).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, audio=audio, captions=captions, fingerprint=fp, encoder_id=encoder.id)
+    np.savez(tmp, audio=audio, captions=captions, audio_fp=audio_fp, caption_fp=caption_fp,
+             encoder_id=encoder.id)
     tmp.replace(path)
     return EmbeddedCatalog(rows, audio, captions, owner, rank, encoder.id)
+
+
+def stored_embeddings(database_url: str, encoder_id: str, dim: int) -> dict[str, np.ndarray]:
+    """Content hash -> whole-track embedding of ``encoder_id`` from a catalog database.
+
+    Empty when the database has none (or does not exist yet): the caller then embeds the files.
+    """
+    from sqlalchemy import select
+    from sqlalchemy.engine import make_url
+
+    from index.db import open_catalog, session_scope
+    from index.models import Track
+    from index.vectors import load_embeddings
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        return {}  # do not create an empty catalog as a side effect
+    try:
+        factory = open_catalog(database_url)
+    except Exception:  # noqa: BLE001 - no usable database means "nothing stored", not a failure
+        return {}
+    with session_scope(factory) as session:
+        ids, vecs = load_embeddings(session, encoder_id, dim)
+        if not len(ids):
+            return {}
+        hashes = {tid: h for tid, h in session.execute(select(Track.id, Track.content_hash))}
+    return {hashes[int(t)]: v for t, v in zip(ids, vecs, strict=True) if int(t) in hashes}
