@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,9 @@ class SearchConfig:
         exact_max: ... or at most this many ids, whatever the fraction.
         overfetch: safety factor on the candidates expected to survive a filter.
         pool_factor: candidates per returned hit when diversity is on.
+        text_cache_size: text embeddings kept (least recently used dropped). A session's
+            texts repeat: the same negative prompt on every critique, the query on every
+            page; a MiniLM call costs ~10-20 ms on one thread, a cache hit microseconds.
     """
 
     weak_match_threshold: float = 0.3
@@ -79,6 +83,7 @@ class SearchConfig:
     exact_max: int = 20_000
     overfetch: float = 2.0
     pool_factor: int = 3
+    text_cache_size: int = 1024
 
 
 @dataclass(frozen=True)
@@ -305,6 +310,8 @@ class SearchService:
         self.index = index
         self.table = table
         self.config = config or SearchConfig()
+        self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._text_lock = threading.Lock()
 
     @classmethod
     def open(cls, encoder: Encoder, session_factory: Callable[[], Session],
@@ -333,11 +340,36 @@ class SearchService:
 
     # ------------------------------------------------------------------ query modes
 
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit text embeddings ``[n, dim]`` through an LRU cache (an encoder is deterministic:
+        its id names its exact weights)."""
+        out: list[np.ndarray | None] = []
+        with self._text_lock:
+            for t in texts:
+                v = self._text_cache.get(t)
+                if v is not None:
+                    self._text_cache.move_to_end(t)
+                out.append(v)
+        missing = sorted({t for t, v in zip(texts, out, strict=True) if v is None})
+        if missing:
+            fresh = dict(zip(missing, np.asarray(self.encoder.embed_text(missing), np.float32),
+                             strict=True))
+            with self._text_lock:
+                for t, v in fresh.items():
+                    self._text_cache[t] = v
+                    self._text_cache.move_to_end(t)
+                while len(self._text_cache) > self.config.text_cache_size:
+                    self._text_cache.popitem(last=False)
+            out = [fresh[t] if v is None else v for t, v in zip(texts, out, strict=True)]
+        if not out:
+            return np.zeros((0, self.encoder.dim), np.float32)
+        return np.stack(out).astype(np.float32)  # a copy: callers may modify it
+
     def search_text(self, text: str, options: SearchOptions | None = None) -> SearchResult:
         """Tracks that sound like a description ("a slow melancholy air on the fiddle")."""
         if not text or not text.strip():
             raise InvalidQueryError("the text query is empty")
-        vec = self.encoder.embed_text([text])[0]
+        vec = self.embed_texts([text])[0]
         return self.search_vector(vec, options)
 
     def search_audio(self, waveform: np.ndarray, options: SearchOptions | None = None
@@ -413,7 +445,7 @@ class SearchService:
         if texts:
             if any(not t.strip() for t in texts):
                 raise InvalidQueryError("an example text is empty")
-            parts.append(self.encoder.embed_text(texts))
+            parts.append(self.embed_texts(texts))
         return np.concatenate(parts).astype(np.float32)
 
     # ------------------------------------------------------------------ the core
