@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -41,6 +42,13 @@ class PriorConfig:
         data_scale: unit embeddings are multiplied by this before noising so that each
             coordinate has a standard deviation near 1 (the schedulers assume it); ``0`` means
             ``sqrt(dim)``.
+        mean_head: also learn a deterministic *conditional mean* ``mu(c)`` (a
+            :class:`RegressionMLP` trained by cosine loss on the same batches). Why: the
+            denoiser's own x0 estimate at pure noise is that mean in theory, but measured on
+            validation it ranked broad queries ("early music", "church music") 0.08 nDCG worse
+            than a regression MLP on the same data. With the head, a prior gives both the point
+            that broad queries need and the samples whose spread says how broad the query is.
+        mean_width / mean_depth: the head's shape (the regression baseline's by default).
     """
 
     dim: int = 512
@@ -53,6 +61,9 @@ class PriorConfig:
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
     data_scale: float = 0.0
+    mean_head: bool = False
+    mean_width: int = 256
+    mean_depth: int = 2
 
     def __post_init__(self) -> None:
         if self.prediction_type not in PREDICTION_TYPES:
@@ -120,6 +131,8 @@ class PriorDenoiser(nn.Module):
                                     for _ in range(config.depth))
         self.out_norm = nn.LayerNorm(w)
         self.out = nn.Linear(w, d)
+        self.mean_net = (RegressionMLP(d, config.mean_width, config.mean_depth, config.dropout)
+                         if config.mean_head else None)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
                 drop: torch.Tensor | None = None) -> torch.Tensor:
@@ -170,5 +183,48 @@ class PriorDenoiser(nn.Module):
             h = block(h, emb)
         return self.out(self.out_norm(h))
 
+    def predict_mean(self, cond: torch.Tensor) -> torch.Tensor:
+        """The conditional mean ``mu(c)`` of unit conditions ``[G, dim]`` (unit rows).
+
+        Raises:
+            RuntimeError: the prior was trained without a mean head.
+        """
+        if self.mean_net is None:
+            raise RuntimeError("this prior has no mean head (PriorConfig.mean_head=False)")
+        return self.mean_net(cond)
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+class RegressionMLP(nn.Module):
+    """Deterministic text (or track) embedding -> one predicted audio embedding ``[B, dim]``.
+
+    Residual blocks without noise or timestep, trained with a cosine loss. Two uses: the
+    regression baseline the evaluation compares the prior with, and the prior's own mean head
+    (:attr:`PriorConfig.mean_head`).
+    """
+
+    def __init__(self, dim: int, width: int = 256, depth: int = 2, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.inp = nn.Linear(dim, width)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.SiLU(),
+                          nn.Dropout(dropout), nn.Linear(2 * width, width))
+            for _ in range(depth))
+        self.out = nn.Linear(width, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for b in self.blocks:
+            h = h + b(h)
+        # A residual on the input: the text embedding is already a fair guess of the target.
+        return nn.functional.normalize(self.out(h) + x, dim=-1)
+
+    @torch.no_grad()
+    def predict(self, text: np.ndarray) -> np.ndarray:
+        """Unit ``[N, dim]`` predictions for unit text embeddings ``[N, dim]``."""
+        self.eval()
+        out = self(torch.from_numpy(np.asarray(text, np.float32))).numpy()
+        return (out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)).astype(
+            np.float32)

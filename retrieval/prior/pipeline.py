@@ -103,6 +103,7 @@ class PriorPipeline:
         self.default_guidance = float(defaults.get("guidance", 2.0))
         self.default_negative_guidance = float(defaults.get("negative_guidance", 1.0))
         self.threads = threads
+        self._alphas_cumprod = training_scheduler(model.config).alphas_cumprod
         # Schedulers keep per-loop state (step index, multistep history): one loop at a time.
         self._lock = threading.Lock()
 
@@ -154,7 +155,8 @@ class PriorPipeline:
                negative_guidance: float | None = None,
                positive_weights: Sequence[float] | None = None,
                negative_weights: Sequence[float] | None = None,
-               num_inference_steps: int | None = None) -> np.ndarray:
+               num_inference_steps: int | None = None,
+               return_mean: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Guided samples of audio embeddings.
 
         Args:
@@ -168,9 +170,17 @@ class PriorPipeline:
             positive_weights / negative_weights: relative weight of each condition (normalised
                 to sum to 1 within the group; equal by default).
             num_inference_steps: denoising steps (default: the pipeline's).
+            return_mean: also return the prior's *conditional mean* (unit ``[dim]``). With a
+                mean head (:attr:`PriorConfig.mean_head`) it is
+                ``mu_u + sum_i a_i (mu(pos_i) - mu_u) - w_neg sum_j b_j (mu(neg_j) - mu_u)``
+                with ``mu_u = mu(null)``: the positives' plain conditional mean (no positive
+                guidance: the point itself, as a regression gives it), pushed away from the
+                negatives. Without a head: the guided x0 estimate at the first step, where
+                ``x_T`` is pure noise and tells the network almost nothing, so the estimate is
+                ``E[x0 | conditions]`` (averaged over the K seeds).
 
         Returns:
-            float32 ``[K, dim]``, unit rows.
+            float32 ``[K, dim]``, unit rows; with ``return_mean``, ``(samples, mean [dim])``.
         """
         if num_samples < 1:
             raise RetrievalError(f"num_samples must be at least 1, got {num_samples}")
@@ -191,8 +201,10 @@ class PriorPipeline:
             sched = self.scheduler
             sched.set_timesteps(steps)
             x = self.initial_noise(k, seed) * sched.init_noise_sigma
+            mean: torch.Tensor | None = None
             for t in sched.timesteps:
-                x_in = sched.scale_model_input(x, t)[None].expand(groups, k, d)
+                x_t = sched.scale_model_input(x, t)  # variance-preserving x_t for any sampler
+                x_in = x_t[None].expand(groups, k, d)
                 out = self.model.denoise(x_in, t.to(torch.float32), cond_cache)  # [G, K, d]
                 guided = out[0]
                 if len(pos):
@@ -201,8 +213,31 @@ class PriorPipeline:
                 if len(neg):
                     guided = guided - w_neg * torch.einsum("n,nkd->kd", b, out[1 + len(pos):]
                                                            - out[0])
+                if mean is None:
+                    mean = self._x0_estimate(guided, x_t, t).mean(0)
                 x = sched.step(guided, t, x).prev_sample
-        return l2_normalize((x / self.config.scale).numpy())
+        samples = l2_normalize((x / self.config.scale).numpy())
+        if not return_mean:
+            return samples
+        if self.model.mean_net is not None:
+            mu = self.model.predict_mean(cond)  # [G, d]: null, positives, negatives
+            mean = mu[0]
+            if len(pos):
+                mean = mean + a @ (mu[1:1 + len(pos)] - mu[0])
+            if len(neg):
+                mean = mean - w_neg * (b @ (mu[1 + len(pos):] - mu[0]))
+        assert mean is not None  # set at the first step (there is always at least one)
+        return samples, l2_normalize(mean[None].numpy())[0]
+
+    def _x0_estimate(self, out: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The clean-sample estimate behind a model output at step ``t`` (any prediction type)."""
+        kind = self.config.prediction_type
+        if kind == "sample":
+            return out
+        ac = self._alphas_cumprod[int(t)]
+        if kind == "v_prediction":
+            return ac.sqrt() * x - (1 - ac).sqrt() * out
+        return (x - (1 - ac).sqrt() * out) / ac.sqrt().clamp_min(1e-4)  # epsilon
 
     def _conditions(self, v: np.ndarray | None, what: str) -> torch.Tensor:
         if v is None:

@@ -32,9 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from retrieval.encoders.base import l2_normalize
 from retrieval.errors import RetrievalError
-from retrieval.prior.model import PriorConfig, PriorDenoiser
+from retrieval.prior.model import PriorConfig, PriorDenoiser, RegressionMLP
 from retrieval.prior.pipeline import training_scheduler
 
 Progress = Callable[[int, dict[str, float]], None]
@@ -74,6 +73,9 @@ class TrainConfig:
         audio_cond_prob: share of rows conditioned on a noisy copy of their own audio embedding.
         audio_cond_noise: norm of the Gaussian noise added to that copy (0.5 -> cosine ~0.9).
         ema_decay: decay of the weight average that is evaluated and saved.
+        mean_weight: weight of the mean head's cosine loss (priors with ``mean_head``); the
+            head sees the same conditions as the denoiser, dropped ones included, so
+            ``mu(null)`` is the catalog's mean direction that guidance subtracts.
         eval_every: steps between validation passes.
         seed: all randomness (init, batches, noise).
     """
@@ -88,6 +90,7 @@ class TrainConfig:
     ema_decay: float = 0.995
     eval_every: int = 200
     seed: int = 0
+    mean_weight: float = 1.0
 
 
 def _lr_at(step: int, tc: TrainConfig) -> float:
@@ -122,10 +125,16 @@ def diffusion_loss(model: PriorDenoiser, sched: Any, x0: torch.Tensor, cond: tor
                                                 t))
 
 
+def mean_loss(model: PriorDenoiser, cond: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    """``1 - cos(mu(c), audio)``, averaged: the mean head's loss (as the regression baseline's)."""
+    return 1 - (model.predict_mean(cond) * audio).sum(-1).mean()
+
+
 @torch.no_grad()
-def validation_loss(model: PriorDenoiser, pairs: Pairs, seed: int = 123, repeats: int = 4
-                    ) -> float:
-    """Conditional loss on fixed noise and timesteps (comparable across evaluations)."""
+def validation_loss(model: PriorDenoiser, pairs: Pairs, seed: int = 123, repeats: int = 4,
+                    mean_weight: float = 1.0) -> float:
+    """Conditional loss on fixed noise and timesteps (comparable across evaluations), plus the
+    mean head's weighted cosine loss when the prior has one."""
     sched = training_scheduler(model.config)
     g = torch.Generator().manual_seed(seed)
     x0 = torch.from_numpy(pairs.audio).float() * model.config.scale
@@ -138,8 +147,11 @@ def validation_loss(model: PriorDenoiser, pairs: Pairs, seed: int = 123, repeats
         t = torch.randint(0, model.config.num_train_timesteps, (len(x0),), generator=g)
         drop = torch.zeros(len(x0), dtype=torch.bool)
         total += float(diffusion_loss(model, sched, x0, cond, drop, noise, t))
+    total /= repeats
+    if model.mean_net is not None:
+        total += mean_weight * float(mean_loss(model, cond, torch.from_numpy(pairs.audio).float()))
     model.train(was_training)
-    return total / repeats
+    return total
 
 
 def train_prior(train: Pairs, val: Pairs | None = None, config: PriorConfig | None = None,
@@ -189,6 +201,9 @@ def train_prior(train: Pairs, val: Pairs | None = None, config: PriorConfig | No
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, tc)
         loss = diffusion_loss(model, sched, a * config.scale, cond, drop, noise, t)
+        if model.mean_net is not None:
+            kept = torch.where(drop[:, None], model.null_cond[None, :].expand_as(cond), cond)
+            loss = loss + tc.mean_weight * mean_loss(model, kept, a)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -198,8 +213,8 @@ def train_prior(train: Pairs, val: Pairs | None = None, config: PriorConfig | No
             torch._foreach_lerp_(ema_params, model_params, 1 - decay)
         metrics = {"loss": float(loss.detach())}
         if (step + 1) % tc.eval_every == 0 or step + 1 == tc.steps:
-            score = validation_loss(ema, val) if val is not None else float(np.mean(
-                history["loss"][-tc.eval_every:] or [metrics["loss"]]))
+            score = (validation_loss(ema, val, mean_weight=tc.mean_weight) if val is not None
+                     else float(np.mean(history["loss"][-tc.eval_every:] or [metrics["loss"]])))
             metrics["val_loss"] = score
             history["val_loss"].append((step + 1, score))
             if score < best[0]:
@@ -240,36 +255,6 @@ def _jsonable(o: Any) -> Any:
 
 
 # ---------------------------------------------------------------------- regression baseline
-
-
-class RegressionMLP(nn.Module):
-    """Deterministic baseline: text embedding -> one predicted audio embedding ``[B, dim]``.
-
-    The same residual shape as the prior's denoiser, without noise or timestep, trained with a
-    cosine loss: the point estimate a prior must beat (or match) in relevance.
-    """
-
-    def __init__(self, dim: int, width: int = 256, depth: int = 2, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.inp = nn.Linear(dim, width)
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.SiLU(),
-                          nn.Dropout(dropout), nn.Linear(2 * width, width))
-            for _ in range(depth))
-        self.out = nn.Linear(width, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.inp(x)
-        for b in self.blocks:
-            h = h + b(h)
-        # A residual on the input: the text embedding is already a fair guess of the target.
-        return nn.functional.normalize(self.out(h) + x, dim=-1)
-
-    @torch.no_grad()
-    def predict(self, text: np.ndarray) -> np.ndarray:
-        """Unit ``[N, dim]`` predictions for unit text embeddings ``[N, dim]``."""
-        self.eval()
-        return l2_normalize(self(torch.from_numpy(np.asarray(text, np.float32))).numpy())
 
 
 def train_regression(train: Pairs, val: Pairs | None = None, tc: TrainConfig | None = None,
