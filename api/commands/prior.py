@@ -35,24 +35,36 @@ def _bar(label: str) -> Progress:
                     TimeRemainingColumn(), console=console)
 
 
-def _embedded(settings: Settings, catalog: Path | None, enc: Any, crop_s: float | None) -> Any:
-    from retrieval.prior.data import embed_catalog
+def _embedded(settings: Settings, catalog: Path | None, enc: Any, crop_s: float | None,
+              extra_captions: int) -> Any:
+    from retrieval.prior.data import embed_catalog, stored_embeddings
 
     catalog = catalog or settings.home / "demo-catalog"
+    stored = {} if crop_s else stored_embeddings(settings.resolved_database_url, enc.id, enc.dim)
+    if stored:
+        console.print(f"reusing {len(stored):,} stored whole-track embeddings of {enc.id} from the catalog database")
     with _bar("embedding catalog") as bar:
         task = bar.add_task("embed", total=None, info="")
         cat = embed_catalog(enc, catalog, settings.home / "prior-data", crop_s=crop_s or None,
+                            extra_captions=extra_captions, stored=stored,
                             progress=lambda d, n: bar.update(task, completed=d, total=n))
     return cat
 
 
+CROP_HELP = ("Embed only the middle N s of each track (0, the default: whole tracks, as the index "
+             "holds them; stored embeddings in the catalog database are reused).")
+EXTRA_HELP = "Training-style captions drawn per track from its facts, on top of the shipped ones."
+
+
 def train_prior_command(
     catalog: Path | None = typer.Option(None, "--catalog", help="Catalog folder with metadata.jsonl."),
-    crop_s: float = typer.Option(10.0, "--crop-s", help="Embed the middle N s of each track "
-                                 "(0: whole tracks; 10 s is 4x cheaper on a 25 s track)."),
-    steps: int = typer.Option(2000, "--steps", min=1, help="Optimiser steps."),
-    batch_size: int = typer.Option(128, "--batch-size", min=1),
-    captions: int = typer.Option(4, "--captions-per-track", min=1, help="Pairs per track."),
+    crop_s: float = typer.Option(0.0, "--crop-s", min=0.0, help=CROP_HELP),
+    extra_captions: int = typer.Option(16, "--extra-captions", min=0, help=EXTRA_HELP),
+    steps: int = typer.Option(6000, "--steps", min=1, help="Optimiser steps."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1),
+    mean_head: bool = typer.Option(True, "--mean-head/--no-mean-head",
+                                   help="Also learn the conditional mean (used by generative search)."),
+    captions: int = typer.Option(64, "--captions-per-track", min=1, help="At most this many pairs per track."),
     width: int = typer.Option(192, "--width", min=2),
     depth: int = typer.Option(3, "--depth", min=1),
     prediction: str = typer.Option("sample", "--prediction", help="epsilon, sample or v_prediction."),
@@ -71,9 +83,10 @@ def train_prior_command(
 
     settings = get_settings()
     enc = _encoder(settings)
-    cat = _embedded(settings, catalog, enc, crop_s)
+    cat = _embedded(settings, catalog, enc, crop_s, extra_captions)
     train, val = cat.pairs("train", captions), cat.pairs("validation", captions)
-    config = PriorConfig(dim=enc.dim, width=width, depth=depth, prediction_type=prediction)
+    config = PriorConfig(dim=enc.dim, width=width, depth=depth, prediction_type=prediction,
+                         mean_head=mean_head)
     tc = TrainConfig(steps=steps, batch_size=batch_size, seed=seed)
     console.print(f"{enc.id}: {len(train)} train pairs, {len(val)} validation pairs; "
                   f"{torch.get_num_threads()} threads")
@@ -93,10 +106,12 @@ def train_prior_command(
         "name": "tunescope diffusion prior", "encoder_id": enc.id,
         "data": {"catalog": str(catalog or settings.home / "demo-catalog"),
                  "train_pairs": len(train), "validation_pairs": len(val),
-                 "captions_per_track": captions, "tracks": len(cat.rows),
-                 "audio_crop_s": crop_s or None},
-        "command": f"tunescope train-prior --steps {steps} --width {width} --depth {depth} "
-                   f"--prediction {prediction} --seed {seed}",
+                 "captions_per_track": captions, "extra_captions": extra_captions,
+                 "tracks": len(cat.rows), "audio_crop_s": crop_s or None},
+        "command": f"tunescope train-prior --steps {steps} --batch-size {batch_size} --width {width} "
+                   f"--depth {depth} --prediction {prediction} --extra-captions {extra_captions} "
+                   f"--captions-per-track {captions} --crop-s {crop_s:g} --guidance {guidance:g} "
+                   f"--{'' if mean_head else 'no-'}mean-head --seed {seed}",
         "train_config": tc, "best_step": history["best_step"],
         "best_val_loss": round(history["best_val_loss"], 5), "train_seconds": history["seconds"],
         "val_loss_history": history["val_loss"],
@@ -111,17 +126,33 @@ def train_prior_command(
                   f"{history['seconds']:.0f} s)")
 
 
+def _default_config():  # noqa: ANN202 - GenerativeConfig (kept out of the CLI's import time)
+    from retrieval.generative import GenerativeConfig
+
+    return GenerativeConfig()
+
+
+_DEFAULT = _default_config()
+
+
 def eval_prior_command(
     catalog: Path | None = typer.Option(None, "--catalog", help="Catalog folder with metadata.jsonl."),
     split: str = typer.Option("test", "--split", help="test (report) or validation (tuning)."),
-    crop_s: float = typer.Option(10.0, "--crop-s", help="Embed the middle N s of each track "
-                                 "(0: whole tracks; 10 s is 4x cheaper on a 25 s track)."),
+    crop_s: float | None = typer.Option(None, "--crop-s", min=0.0,
+                                        help=CROP_HELP + " Default: as the prior was trained."),
     seeds: int = typer.Option(8, "--seeds", min=1, max=64),
     guidance: float | None = typer.Option(None, "--guidance", help="Default: the prior's card."),
     negative_guidance: float | None = typer.Option(None, "--negative-guidance"),
-    fusion: str = typer.Option("rrf", "--fusion", help="rrf, mean_sim or max_sim."),
-    mmr_lambda: float = typer.Option(0.8, "--mmr", help="MMR lambda (1 = no diversity)."),
-    query_weight: float = typer.Option(1.0, "--query-weight", help="Weight of the query's own list."),
+    fusion: str = typer.Option("adaptive", "--fusion", help="adaptive, rrf, mean_sim or max_sim."),
+    mmr_lambda: float = typer.Option(_DEFAULT.mmr_lambda or 1.0, "--mmr", help="MMR lambda (1 = no diversity)."),
+    mmr_broad: float | None = typer.Option(None, "--mmr-broad", min=0.0, max=1.0,
+                                           help="adaptive: MMR lambda of a fully broad query."),
+    mmr_window: int = typer.Option(_DEFAULT.mmr_window, "--mmr-window", min=1,
+                                   help="Each MMR pick among the best N remaining candidates."),
+    spread_center: float = typer.Option(_DEFAULT.spread_center, "--spread-center",
+                                        help="adaptive: seed spread at which text and mean weigh the same."),
+    kde_weight: float = typer.Option(_DEFAULT.kde_weight, "--kde-weight", help="adaptive: weight of the seed KDE."),
+    query_weight: float = typer.Option(1.0, "--query-weight", help="rrf/mean_sim: weight of the query's own list."),
     steps: int | None = typer.Option(None, "--steps", help="Denoising steps (default: card)."),
     prior_path: Path | None = typer.Option(None, "--prior", help="Prior weights (default: per encoder)."),
     regression_steps: int = typer.Option(1500, "--regression-steps", min=1),
@@ -144,18 +175,25 @@ def eval_prior_command(
 
     settings = get_settings()
     enc = _encoder(settings)
-    cat = _embedded(settings, catalog, enc, crop_s)
     prior = PriorPipeline.from_pretrained(prior_path or prior_weights_path(enc.id))
     if prior.encoder_id != enc.id:
         raise typer.BadParameter(f"the prior was trained for {prior.encoder_id}, not {enc.id}")
+    # The regression baseline learns from exactly the prior's training data (same crop, same
+    # captions), so the comparison is between models, not between data sets.
+    data = prior.card.get("data", {})
+    crop = crop_s if crop_s is not None else (data.get("audio_crop_s") or 0.0)
+    per_track = int(data.get("captions_per_track", 4))
+    cat = _embedded(settings, catalog, enc, crop, int(data.get("extra_captions", 0)))
     t0 = time.perf_counter()
-    reg, _ = train_regression(cat.pairs("train"), cat.pairs("validation"),
+    reg, _ = train_regression(cat.pairs("train", per_track), cat.pairs("validation", per_track),
                               TrainConfig(steps=regression_steps, batch_size=128, eval_every=250))
     rows = cat.split_rows(split)
     es = EvalSet(cat.audio[rows], [cat.rows[i] for i in rows])
     gen_cfg = GenerativeConfig(seeds=seeds, guidance=guidance, negative_guidance=negative_guidance,
                                fusion=fusion, mmr_lambda=None if mmr_lambda >= 1 else mmr_lambda,
-                               query_weight=query_weight, steps=steps)
+                               mmr_lambda_broad=mmr_broad, mmr_window=mmr_window,
+                               spread_center=spread_center,
+                               kde_weight=kde_weight, query_weight=query_weight, steps=steps)
     spreads: list[float] = []
     gen = generative_ranker(prior, es, gen_cfg, spreads)
 
@@ -194,6 +232,7 @@ def _print_report(report: dict[str, Any]) -> None:
         table.add_column(name, justify="right")
     for qset, metrics in (("captions", ("R@10", "nDCG@10", "ILD", "distinct_collection",
                                         "distinct_tune_type", "distinct_ensemble")),
+                          ("paraphrases", ("R@10", "nDCG@10", "ILD")),
                           ("attributes", ("nDCG@10", "P@10", "ILD", "distinct_tune_type",
                                           "distinct_ensemble")),
                           ("broad", ("nDCG@10", "P@10", "ILD", "facet_coverage",

@@ -1,0 +1,262 @@
+"""The prior's data (whole-track embeddings, stored vectors, extra captions), its mean head and
+the adaptive generative ranking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sqlalchemy.orm import Session, sessionmaker
+
+from index.ingest import ingest
+from index.store import AudioStore
+from retrieval.embedding import make_embedding_stage
+from retrieval.generative import (
+    GenerativeConfig,
+    adaptive_scores,
+    breadth_weight,
+    matrix_backend,
+    mmr,
+    rank_candidates,
+    steer_query,
+)
+from retrieval.prior.data import embed_catalog, row_captions, stored_embeddings
+from retrieval.prior.model import PriorConfig
+from retrieval.prior.pipeline import PriorPipeline
+from retrieval.prior.training import Pairs, TrainConfig, train_prior
+from tests.api.tiny_encoder import TinyEncoder
+
+DIM = 16
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+class CountingEncoder(TinyEncoder):
+    """TinyEncoder that counts the audio clips it embeds (to see what the cache skipped)."""
+
+    def __init__(self) -> None:
+        super().__init__(dim=DIM)
+        self.audio_calls = 0
+
+    def embed_audio(self, waveforms):  # noqa: ANN001, ANN201 - the protocol's signature
+        self.audio_calls += len(waveforms)
+        return super().embed_audio(waveforms)
+
+
+# ------------------------------------------------------------------------------------- data
+
+def test_row_captions_adds_distinct_training_style_captions() -> None:
+    row = {"path": "audio/x.flac", "captions": ["A jig"], "ensemble": "solo fiddle",
+           "instrument_family": "strings", "tune_type": "jig", "tempo_bpm": 120.0,
+           "tempo_bucket": "fast", "mode": "major", "key": "D", "meter": "6/8",
+           "meter_class": "compound", "tradition": "Irish"}
+    assert row_captions(row, 0) == ["A jig"]
+    more = row_captions(row, 6)
+    assert more[0] == "A jig" and len(more) == 7 and len(set(more)) == 7
+    assert more == row_captions(row, 6)  # seeded by the path: the same on every run
+    assert any("fiddle" in c.lower() for c in more[1:])
+
+
+def test_embed_catalog_reuses_stored_vectors_and_caches(tmp_path: Path,
+                                                        tiny_audio_dir: Path) -> None:
+    enc = CountingEncoder()
+    cat = embed_catalog(enc, tiny_audio_dir, tmp_path / "cache")
+    n = len(cat.rows)
+    assert enc.audio_calls == n and cat.audio.shape == (n, DIM)
+    np.testing.assert_allclose(np.linalg.norm(cat.audio, axis=1), 1.0, atol=1e-5)
+    # More captions: the audio part comes from the cache, only captions are embedded again.
+    more = embed_catalog(enc, tiny_audio_dir, tmp_path / "cache", extra_captions=3)
+    assert enc.audio_calls == n
+    np.testing.assert_array_equal(more.audio, cat.audio)
+    assert len(more.captions) > len(cat.captions)
+    assert len(more.pairs("train", 64)) > len(cat.pairs("train", 64))
+    # Stored vectors (content hash -> vector) replace decoding; unknown files are embedded.
+    from index.store import hash_file
+
+    first = tiny_audio_dir / cat.rows[0]["path"]
+    marker = _unit(np.ones(DIM))
+    fresh = CountingEncoder()
+    got = embed_catalog(fresh, tiny_audio_dir, tmp_path / "cache2",
+                        stored={hash_file(first): marker})
+    assert fresh.audio_calls == n - 1
+    np.testing.assert_allclose(got.audio[0], marker)
+    np.testing.assert_allclose(got.audio[1:], cat.audio[1:], atol=1e-6)
+
+
+def test_stored_embeddings_reads_the_catalog(tmp_path: Path, db_url: str,
+                                             factory: sessionmaker[Session], store: AudioStore,
+                                             tiny_audio_dir: Path) -> None:
+    enc = TinyEncoder(DIM)
+    ingest([tiny_audio_dir], factory, store, metadata=tiny_audio_dir / "metadata.jsonl",
+           min_duration_s=1.0, on_batch=make_embedding_stage(enc, store), progress=False)
+    stored = stored_embeddings(db_url, enc.id, DIM)
+    assert len(stored) == 5
+    # The stored whole-track vector of a file is what embedding the file gives.
+    cat = embed_catalog(enc, tiny_audio_dir, tmp_path / "cache")
+    from index.store import hash_file
+
+    for row, vec in zip(cat.rows, cat.audio, strict=True):
+        np.testing.assert_allclose(stored[hash_file(tiny_audio_dir / row["path"])], vec,
+                                   atol=1e-5)
+    assert stored_embeddings(db_url, "other-encoder@1", DIM) == {}
+
+
+def test_stored_embeddings_never_creates_a_database(tmp_path: Path) -> None:
+    missing = tmp_path / "nothing.db"
+    assert stored_embeddings(f"sqlite:///{missing}", "x@1", DIM) == {}
+    assert not missing.exists()
+
+
+# -------------------------------------------------------------------------------- mean head
+
+@pytest.fixture(scope="module")
+def clusters() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(3)
+    centres = _unit(rng.standard_normal((2, DIM)))
+    conds = _unit(rng.standard_normal((2, DIM)))
+    which = rng.integers(0, 2, 1000)
+    audio = _unit(centres[which] + 0.2 * rng.standard_normal((1000, DIM)))
+    return {"centres": centres, "conds": conds, "audio": audio, "text": conds[which]}
+
+
+@pytest.fixture(scope="module")
+def with_head(clusters: dict[str, np.ndarray]) -> PriorPipeline:
+    torch.set_num_threads(1)
+    pairs = Pairs(clusters["text"], clusters["audio"])
+    config = PriorConfig(dim=DIM, width=32, depth=2, time_dim=16, dropout=0.0, mean_head=True,
+                         mean_width=32)
+    model, _ = train_prior(pairs, pairs, config, TrainConfig(steps=300, batch_size=128, lr=3e-3,
+                                                             eval_every=100, ema_decay=0.95))
+    return PriorPipeline(model, "ddim", 8)
+
+
+def test_mean_head_learns_the_conditional_mean(with_head: PriorPipeline,
+                                               clusters: dict[str, np.ndarray]) -> None:
+    a, b = clusters["centres"]
+    ca, cb = clusters["conds"]
+    seeds, mean = with_head.sample(ca, num_samples=4, return_mean=True)
+    assert seeds.shape == (4, DIM) and mean.shape == (DIM,)
+    assert abs(float(np.linalg.norm(mean)) - 1) < 1e-5
+    assert mean @ a > 0.9 and mean @ a > mean @ b + 0.5
+    # Two positives: the mean lies between the clusters; a negative pushes it away from one.
+    _, both = with_head.sample(np.stack([ca, cb]), num_samples=2, return_mean=True)
+    assert min(both @ a, both @ b) > 0.3
+    _, not_b = with_head.sample(np.stack([ca, cb]), cb, num_samples=2, return_mean=True,
+                                negative_guidance=1.0)
+    assert not_b @ b < both @ b - 0.2
+
+
+def test_mean_without_a_head_is_the_first_step_estimate(clusters: dict[str, np.ndarray]) -> None:
+    pairs = Pairs(clusters["text"], clusters["audio"])
+    model, _ = train_prior(pairs, None, PriorConfig(dim=DIM, width=32, depth=2, time_dim=16,
+                                                    dropout=0.0),
+                           TrainConfig(steps=300, batch_size=128, lr=3e-3, ema_decay=0.95))
+    assert model.mean_net is None
+    _, mean = PriorPipeline(model, "ddim", 8).sample(clusters["conds"][0], num_samples=8,
+                                                     return_mean=True)
+    assert mean @ clusters["centres"][0] > 0.8
+
+
+# ---------------------------------------------------------------------------------- ranking
+
+def test_breadth_weight_and_adaptive_scores_follow_the_spread() -> None:
+    assert breadth_weight(0.0, 0.4, 10) < 0.05 < 0.95 < breadth_weight(0.8, 0.4, 10)
+    e = np.eye(DIM, dtype=np.float32)
+    query, mean = e[0], e[1]
+    vecs = _unit(np.stack([e[0] + 0.1 * e[2], e[1] + 0.1 * e[2], e[0] + e[1], e[3]]))
+    cfg = GenerativeConfig()
+    narrow = np.repeat(e[4][None], 4, 0)  # identical seeds: spread 0
+    broad = np.stack([e[4], e[5], e[6], e[7]])  # orthogonal seeds: spread 1
+    assert int(np.argmax(adaptive_scores(vecs, narrow, query, mean, cfg))) == 0  # the text
+    assert int(np.argmax(adaptive_scores(vecs, broad, query, mean, cfg))) == 1  # the mean
+
+
+def test_steer_query_is_2q_minus_neg_for_weight_1() -> None:
+    q, n = np.eye(DIM, dtype=np.float32)[:2]
+    np.testing.assert_allclose(steer_query(q, n[None], 1.0), _unit(2 * q - n), atol=1e-6)
+    assert steer_query(q, None, 1.0) is q
+
+
+def test_windowed_mmr_is_independent_of_how_many_are_asked() -> None:
+    rng = np.random.default_rng(0)
+    vecs = _unit(rng.standard_normal((40, DIM)))
+    scores = np.sort(rng.random(40))[::-1]
+    ten = mmr(scores, vecs, 10, 0.5, window=5)
+    assert mmr(scores, vecs, 25, 0.5, window=5)[:10].tolist() == ten.tolist()
+    # window 1: novelty can never jump the queue, the order is the score order
+    assert mmr(scores, vecs, 10, 0.0, window=1).tolist() == list(range(10))
+    # each pick comes from the best `window` remaining: never below rank pick + window
+    assert all(p < i + 5 for i, p in enumerate(ten.tolist()))
+
+
+def test_adaptive_ranking_pages_do_not_overlap(with_head: PriorPipeline,
+                                               clusters: dict[str, np.ndarray]) -> None:
+    audio = clusters["audio"][:200]
+    neighbours, vectors = matrix_backend(audio, np.arange(500, 700))
+    ca, a = clusters["conds"][0], clusters["centres"][0]
+    seeds, mean = with_head.sample(ca, num_samples=8, return_mean=True)
+    # In a joint space the text point leans toward its audio: model that with a + ca.
+    query = _unit(a + ca)
+    cfg = GenerativeConfig(per_seed=40)
+    first, scores = rank_candidates(seeds, query, neighbours, vectors, 10, cfg, mean)
+    both, _ = rank_candidates(seeds, query, neighbours, vectors, 20, cfg, mean)
+    assert both[:10].tolist() == first.tolist() and len(set(both.tolist())) == 20
+    assert scores.max() <= 1.0 + 1e-6
+    assert np.mean(vectors(first) @ a > 0.5) >= 0.9  # the page is the asked-for cluster
+
+
+def test_search_service_caches_text_embeddings() -> None:
+    from index.vectors import VectorIndex
+    from retrieval.search import SearchConfig, SearchService, TrackMeta, TrackTable
+
+    class CountingText(TinyEncoder):
+        def __init__(self) -> None:
+            super().__init__(dim=DIM)
+            self.texts: list[str] = []
+
+        def embed_text(self, texts):  # noqa: ANN001, ANN201 - the protocol's signature
+            self.texts.extend(texts)
+            return super().embed_text(texts)
+
+    enc = CountingText()
+    ids = np.arange(1, 21, dtype=np.int64)
+    vecs = _unit(np.random.default_rng(0).standard_normal((20, DIM)))
+    service = SearchService(enc, VectorIndex.build(enc.id, ids, vecs, factory="Flat"),
+                            TrackTable(TrackMeta(id=int(i)) for i in ids),
+                            SearchConfig(text_cache_size=2))
+    first = service.embed_texts(["a jig", "fiddle"])
+    np.testing.assert_allclose(first, TinyEncoder(DIM).embed_text(["a jig", "fiddle"]))
+    again = service.embed_texts(["fiddle", "a jig"])
+    np.testing.assert_array_equal(again, first[::-1])
+    assert sorted(enc.texts) == ["a jig", "fiddle"]  # the second call hit the cache
+    again[0] = 0  # callers get copies: the cache is not modified through them
+    np.testing.assert_array_equal(service.embed_texts(["fiddle"])[0], first[1])
+    service.embed_texts(["a reel"])  # size 2: the least recently used ("a jig") goes
+    service.embed_texts(["a jig"])
+    assert enc.texts.count("a jig") == 2 and enc.texts.count("fiddle") == 1
+    assert service.search_text("a reel").hits and enc.texts.count("a reel") == 1
+
+
+def test_broad_queries_can_be_diversified_more() -> None:
+    from retrieval.errors import RetrievalError
+
+    with pytest.raises(RetrievalError, match="mmr_lambda_broad"):
+        GenerativeConfig(mmr_lambda_broad=1.5)
+    rng = np.random.default_rng(1)
+    audio = _unit(rng.standard_normal((120, DIM)))
+    neighbours, vectors = matrix_backend(audio)
+    query = audio[0]
+    base = GenerativeConfig(mmr_lambda=1.0, mmr_window=30, kde_weight=0.0)
+    more = GenerativeConfig(mmr_lambda=1.0, mmr_lambda_broad=0.0, mmr_window=30, kde_weight=0.0)
+    narrow = np.repeat(query[None], 4, 0)  # spread 0: lambda stays at 1 (pure relevance)
+    broad = _unit(rng.standard_normal((4, DIM)))  # spread ~1: lambda goes to 0 (novelty)
+    same = rank_candidates(narrow, query, neighbours, vectors, 10, base)[0]
+    assert rank_candidates(narrow, query, neighbours, vectors, 10, more)[0].tolist() == same.tolist()
+    plain = rank_candidates(broad, query, neighbours, vectors, 10, base)[0]
+    spread = rank_candidates(broad, query, neighbours, vectors, 10, more)[0]
+    ild = lambda ids: float(1 - (vectors(ids) @ vectors(ids).T)[np.triu_indices(10, 1)].mean())  # noqa: E731
+    assert ild(spread) > ild(plain)
