@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,18 @@ def _embedded(settings: Settings, catalog: Path | None, enc: Any, crop_s: float 
     return cat
 
 
+@contextmanager
+def _domain_errors() -> Iterator[None]:
+    """A missing catalog or prior is the user's to fix: one readable line, exit code 2."""
+    from retrieval.errors import RetrievalError
+
+    try:
+        yield
+    except RetrievalError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from e
+
+
 CROP_HELP = ("Embed only the middle N s of each track (0, the default: whole tracks, as the index "
              "holds them; stored embeddings in the catalog database are reused).")
 EXTRA_HELP = "Training-style captions drawn per track from its facts, on top of the shipped ones."
@@ -83,8 +97,15 @@ def train_prior_command(
 
     settings = get_settings()
     enc = _encoder(settings)
-    cat = _embedded(settings, catalog, enc, crop_s, extra_captions)
+    with _domain_errors():
+        cat = _embedded(settings, catalog, enc, crop_s, extra_captions)
     train, val = cat.pairs("train", captions), cat.pairs("validation", captions)
+    if not len(train):
+        console.print("[red]error:[/red] the catalog has no train-split tracks with captions "
+                      "(metadata.jsonl rows need \"split\": \"train\" and \"captions\")")
+        raise typer.Exit(2)
+    if not len(val):
+        console.print("note: no validation-split pairs; the training loss picks the weights")
     config = PriorConfig(dim=enc.dim, width=width, depth=depth, prediction_type=prediction,
                          mean_head=mean_head)
     tc = TrainConfig(steps=steps, batch_size=batch_size, seed=seed)
@@ -100,7 +121,7 @@ def train_prior_command(
                 bar.update(task, completed=step,
                            info=f"loss {m['loss']:.4f} val {state['val']:.4f}")
 
-        model, history = train_prior(train, val, config, tc, progress)
+        model, history = train_prior(train, val if len(val) else None, config, tc, progress)
     path = out or prior_weights_path(enc.id)
     card = {
         "name": "tunescope diffusion prior", "encoder_id": enc.id,
@@ -163,6 +184,7 @@ def eval_prior_command(
 
     from retrieval.generative import GenerativeConfig
     from retrieval.prior import prior_weights_path
+    from retrieval.prior.data import SPLITS
     from retrieval.prior.evaluation import (
         EvalSet,
         evaluate,
@@ -173,9 +195,12 @@ def eval_prior_command(
     from retrieval.prior.pipeline import PriorPipeline
     from retrieval.prior.training import TrainConfig, train_regression
 
+    if split not in SPLITS:
+        raise typer.BadParameter(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     settings = get_settings()
     enc = _encoder(settings)
-    prior = PriorPipeline.from_pretrained(prior_path or prior_weights_path(enc.id))
+    with _domain_errors():
+        prior = PriorPipeline.from_pretrained(prior_path or prior_weights_path(enc.id))
     if prior.encoder_id != enc.id:
         raise typer.BadParameter(f"the prior was trained for {prior.encoder_id}, not {enc.id}")
     # The regression baseline learns from exactly the prior's training data (same crop, same
@@ -183,7 +208,8 @@ def eval_prior_command(
     data = prior.card.get("data", {})
     crop = crop_s if crop_s is not None else (data.get("audio_crop_s") or 0.0)
     per_track = int(data.get("captions_per_track", 4))
-    cat = _embedded(settings, catalog, enc, crop, int(data.get("extra_captions", 0)))
+    with _domain_errors():
+        cat = _embedded(settings, catalog, enc, crop, int(data.get("extra_captions", 0)))
     t0 = time.perf_counter()
     reg, _ = train_regression(cat.pairs("train", per_track), cat.pairs("validation", per_track),
                               TrainConfig(steps=regression_steps, batch_size=128, eval_every=250))
@@ -239,7 +265,9 @@ def _print_report(report: dict[str, Any]) -> None:
                                      "distinct_collection", "distinct_tune_type",
                                      "distinct_ensemble"))):
         for m in metrics:
-            table.add_row(f"{qset} {m}", *(f"{res[n][qset][m]:.3f}" for n in res))
+            # A catalog whose metadata matches none of a set's queries has no figures for it.
+            cells = [res[n].get(qset, {}).get(m) for n in res]
+            table.add_row(f"{qset} {m}", *("-" if c is None else f"{c:.3f}" for c in cells))
     Console().print(table)
     steer = Table(title="negative prompt: share of top 10 with the negated attribute")
     for c in ("query / negative", "method", "before", "after", "catalog share"):
