@@ -36,6 +36,11 @@ def serve_command(
     # the default 2 threads (the sampler's 1-thread section makes MiniLM re-spin its team on
     # every call) and 26 ms with 1 thread throughout.
     torch.set_num_threads(settings.server_torch_threads)
+    # The same for numpy's BLAS: the generative ranking's small matrix products (a ~100-track
+    # candidate pool) spent twice their wall time in CPU with OpenBLAS's default team.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(settings.server_torch_threads, user_api="blas")
     app = create_app(settings)
     host, port = host or settings.host, port or settings.port
     Console(stderr=True).print(f"tunescope serving at http://{host}:{port}/")
