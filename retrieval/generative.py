@@ -3,10 +3,13 @@
 A text query is ambiguous ("Irish music" is jigs and reels and airs); searching from one query
 point returns one corner of the answer. Here the diffusion prior draws K plausible *audio*
 embeddings for the query (steered toward positive prompts or example tracks and away from
-negative ones), each seed is searched, the K ranked lists (plus, by default, the plain query's
-own list) are fused, and maximal marginal relevance picks a page that covers the regions the
-seeds found. The mean pairwise cosine distance of the seeds is reported as the query's
-uncertainty (its *spread*).
+negative ones) and its conditional mean. The mean pairwise cosine distance of the seeds is the
+query's uncertainty (its *spread*, reported). The neighbours of the seeds, of the query point
+and of the mean form the candidate pool; the default ``adaptive`` fusion scores it by the query
+point for narrow requests and by the mean for broad ones (weighted by the spread), plus how
+close each candidate is to any seed, and maximal marginal relevance picks a page that covers
+the regions the seeds found. The older rules (reciprocal rank fusion over the seeds' lists,
+mean or max cosine to the seeds) remain selectable for comparison.
 
 Everything is a function of arrays and two callables (``neighbours`` and ``vectors``), so the
 same ranking code runs against the search service (:func:`generative_search`), or against a
