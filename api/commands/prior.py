@@ -191,6 +191,7 @@ def eval_prior_command(
         generative_ranker,
         modality_gap,
         negative_steering,
+        paired_differences,
     )
     from retrieval.prior.pipeline import PriorPipeline
     from retrieval.prior.training import TrainConfig, train_regression
@@ -240,7 +241,8 @@ def eval_prior_command(
     cap_text = enc.embed_text(captions)
     gap = modality_gap(cap_text, es.audio, prior, gen_cfg, reg.predict)
     report = {"encoder_id": enc.id, "split": split, "tracks": len(rows), "config": gen_cfg,
-              "results": results, "negative_steering": steering, "modality_gap": gap,
+              "results": results, "paired": paired_differences(results),
+              "negative_steering": steering, "modality_gap": gap,
               "mean_seed_spread": float(np.mean(spreads)), "seconds": time.perf_counter() - t0}
     _print_report(report)
     if out:
@@ -269,6 +271,18 @@ def _print_report(report: dict[str, Any]) -> None:
             cells = [res[n].get(qset, {}).get(m) for n in res]
             table.add_row(f"{qset} {m}", *("-" if c is None else f"{c:.3f}" for c in cells))
     Console().print(table)
+    paired = Table(title="generative minus baseline, per query, mean and 95% bootstrap interval")
+    paired.add_column("query set / metric")
+    for other in report["paired"]:
+        paired.add_column(f"- {other}", justify="right")
+    first = next(iter(report["paired"].values()), {})
+    for key in first:
+        cells = []
+        for other in report["paired"]:
+            d = report["paired"][other][key]
+            cells.append(f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]")
+        paired.add_row(f"{key} ({first[key]['queries']})", *cells)
+    Console().print(paired)
     steer = Table(title="negative prompt: share of top 10 with the negated attribute")
     for c in ("query / negative", "method", "before", "after", "catalog share"):
         steer.add_column(c)

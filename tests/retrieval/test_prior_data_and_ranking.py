@@ -260,3 +260,19 @@ def test_broad_queries_can_be_diversified_more() -> None:
     spread = rank_candidates(broad, query, neighbours, vectors, 10, more)[0]
     ild = lambda ids: float(1 - (vectors(ids) @ vectors(ids).T)[np.triu_indices(10, 1)].mean())  # noqa: E731
     assert ild(spread) > ild(plain)
+
+
+def test_paired_bootstrap_interval() -> None:
+    from retrieval.prior.evaluation import paired_bootstrap, paired_differences
+
+    same = paired_bootstrap([0.2, 0.5, 0.9], [0.2, 0.5, 0.9])
+    assert same["diff"] == same["lo"] == same["hi"] == 0.0 and same["queries"] == 3
+    shifted = paired_bootstrap([0.3, 0.6, 1.0], [0.2, 0.5, 0.9])
+    assert shifted["lo"] == pytest.approx(0.1) and shifted["hi"] == pytest.approx(0.1)
+    mixed = paired_bootstrap([1, 0, 1, 0, 1, 0], [0, 1, 0, 1, 0, 0])
+    assert mixed["lo"] < 0 < mixed["hi"] and mixed["diff"] == pytest.approx(1 / 6)
+    assert np.isnan(paired_bootstrap([], [])["diff"])
+    results = {m: {"per_query": {"broad": {"nDCG@10": v}}}
+               for m, v in (("generative", [0.5, 0.7]), ("text", [0.4, 0.6]))}
+    d = paired_differences(results)
+    assert list(d) == ["text"] and d["text"]["broad nDCG@10"]["diff"] == pytest.approx(0.1)
