@@ -69,7 +69,7 @@ def generative_search_response(service: SearchService, q: str, options: SearchOp
         prior: a prior to use instead of the one found for the encoder (tests).
 
     Returns:
-        ``(a page of hits scored by the fused rank score, the query echo with the seed
+        ``(a page of hits scored by the fused relevance (0..1, best candidate 1), the query echo with the seed
         spread)``; ``SearchResult.best_score`` is the best hit's cosine to the text query.
 
     Raises:
