@@ -312,17 +312,26 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None,
                                                 "guidance scale.")] = None,
         negative: Annotated[list[str], Query(max_length=20, description="mode=generative: "
                                              "texts to steer away from.")] = [],  # noqa: B006
+        like: Annotated[list[int], Query(max_length=20, description="mode=generative: example "
+                                         "track ids to steer toward.")] = [],  # noqa: B006
+        unlike: Annotated[list[int], Query(max_length=20, description="mode=generative: "
+                                           "track ids to steer away from.")] = [],  # noqa: B006
         seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     ) -> SearchResponse:
         """Tracks whose sound matches a description, filtered, diversified and paged.
 
         ``mode=generative`` searches from the diffusion prior's seeds instead (the musical-mode
-        filter keeps its other values)."""
+        filter keeps its other values), steered by ``negative`` texts and by example tracks
+        (``like`` / ``unlike``, never returned themselves)."""
         search_mode, o = split_mode(o)
         if search_mode == "generative":
             result, echo = generative_search_response(svc, q, o, seeds=seeds, guidance=guidance,
-                                                      negative=negative, seed=seed)
+                                                      negative=negative, like=like,
+                                                      unlike=unlike, seed=seed)
             return respond(result, echo, o)
+        if like or unlike or any(n.strip() for n in negative):
+            raise InvalidQueryError("negative, like and unlike steer mode=generative; plain "
+                                    "search takes positives and negatives at /v1/recommend")
         return respond(svc.search_text(q, o), {"text": q, "mode": "text"}, o)
 
     @app.post("/v1/search/audio", response_model=SearchResponse, responses=ERRORS,

@@ -54,8 +54,10 @@ def load_prior(encoder_id: str, weights_dir: str | Path | None = None) -> Any:
 
 def generative_search_response(service: SearchService, q: str, options: SearchOptions, *,
                                seeds: int = 8, guidance: float | None = None,
-                               negative: list[str] | None = None, seed: int = 0,
-                               prior: Any = None) -> tuple[SearchResult, dict[str, Any]]:
+                               negative: list[str] | None = None,
+                               like: list[int] | None = None, unlike: list[int] | None = None,
+                               seed: int = 0, prior: Any = None
+                               ) -> tuple[SearchResult, dict[str, Any]]:
     """Answer a generative search.
 
     Args:
@@ -65,6 +67,8 @@ def generative_search_response(service: SearchService, q: str, options: SearchOp
         seeds: K prior samples (1-64).
         guidance: positive guidance scale (None: the prior's default).
         negative: texts to steer away from (repeatable query parameter).
+        like / unlike: example track ids to steer toward / away from (conditions of the same
+            joint space as the text; they never appear in the page).
         seed: random seed of the first sample (results are deterministic per seed).
         prior: a prior to use instead of the one found for the encoder (tests).
 
@@ -86,9 +90,12 @@ def generative_search_response(service: SearchService, q: str, options: SearchOp
         raise RetrievalError(f"generative search is not available for encoder "
                              f"{service.encoder.id!r}: {e}") from e
     config = GenerativeConfig(seeds=seeds, guidance=guidance, seed=seed)
-    r = generative_search(service, prior, [q], list(negative), options=options, config=config)
+    like, unlike = list(like or []), list(unlike or [])
+    r = generative_search(service, prior, [q, *like], [*negative, *unlike], options=options,
+                          config=config)
     hits = [Hit(int(i), float(s)) for i, s in zip(r.ids, r.scores, strict=True)]
     echo = {"text": q, "mode": "generative", "seeds": seeds, "negative": negative,
+            "like": like, "unlike": unlike,
             "guidance": prior.default_guidance if guidance is None else guidance,
             "seed": seed, "spread": round(r.spread, 6)}
     return SearchResult(hits=hits, weak_match=r.weak_match, best_score=r.best_score,

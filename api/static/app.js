@@ -75,12 +75,16 @@ async function run(query, append = false) {
   } catch (e) { setStatus(`Error: ${e.message}`, true); }
 }
 
-function textSearch(q) {
+function textSearch(q, examples = false) {
   run((offset) => {
     const p = filterParams(); p.set("q", q); p.set("k", state.k); p.set("offset", offset);
     if ($("#f-generative").checked) {
       p.append("mode", "generative");
       for (const n of $("#f-negative").value.split(",")) if (n.trim()) p.append("negative", n.trim());
+      if (examples) {  // thumbs steer the prior: liked tracks toward, disliked away
+        for (const id of state.liked) p.append("like", id);
+        for (const id of state.disliked) p.append("unlike", id);
+      }
     }
     return call(`/v1/search?${p}`);
   });
@@ -105,6 +109,8 @@ function audioSearch(file) {
 
 function recommend() {
   if (!state.liked.size) { setStatus("Give at least one 👍 first", true); return; }
+  const q = $("#q").value.trim();
+  if ($("#f-generative").checked && q) { textSearch(q, true); return; }  // query + examples
   run((offset) => call("/v1/recommend", {
     method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ positive: [...state.liked], negative: [...state.disliked],

@@ -1,6 +1,7 @@
 """End to end in headless Chromium: a real uvicorn server on loopback, the real page.
 
-Text query, audio upload, "more like this", thumbs up -> recommendations. Skips, saying why,
+Text query, audio upload, "more like this", thumbs up -> recommendations, generative mode
+(seed spread shown, thumbs up steering the prior). Skips, saying why,
 when Playwright's Python package or the Debian ``chromium`` binary is missing (``make browser``
 installs the browser where it can).
 """
@@ -14,10 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import uvicorn
 
 from api.app import create_app
+from api.routes import generative as generative_route
 from api.settings import Settings
+from retrieval.prior.model import PriorConfig, PriorDenoiser
+from retrieval.prior.pipeline import PriorPipeline
 from tests.api.conftest import API_KEY
 from tests.api.test_api_routes import wav_bytes
 from tests.api.tiny_encoder import TinyEncoder
@@ -38,7 +43,14 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(catalog_home: Path):  # noqa: ANN201
     port = _free_port()
-    app = create_app(Settings(home=catalog_home, api_key=API_KEY), encoder=TinyEncoder())
+    encoder = TinyEncoder()
+    # An untrained tiny prior for the test encoder: the page's generative path is plumbing.
+    torch.manual_seed(0)
+    prior = PriorPipeline(PriorDenoiser(PriorConfig(dim=encoder.dim, width=8, depth=1,
+                                                    time_dim=8, mean_head=True, mean_width=8)),
+                          "ddim", 4, card={"encoder_id": encoder.id})
+    generative_route._priors[f"{encoder.id}|None"] = prior
+    app = create_app(Settings(home=catalog_home, api_key=API_KEY), encoder=encoder)
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -49,6 +61,7 @@ def server(catalog_home: Path):  # noqa: ANN201
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(10)
+    generative_route._priors.pop(f"{encoder.id}|None", None)
 
 
 def test_page_end_to_end(server: str, tmp_path: Path) -> None:
@@ -98,6 +111,23 @@ def test_page_end_to_end(server: str, tmp_path: Path) -> None:
             ids = page.eval_on_selector_all("#results li.result",
                                             "els => els.map(e => e.dataset.id)")
             assert ids and liked not in ids
+
+            # Generative mode: the prior's seed spread is shown, and a thumbs up steers the
+            # prior with the liked track (mode=generative&like=...) instead of /v1/recommend.
+            page.click("#clear-feedback")
+            page.click("#filters > summary")  # the options live in a collapsed <details>
+            page.check("#f-generative")
+            page.fill("#q", "a lively reel")
+            with page.expect_response(lambda r: "mode=generative" in r.url) as resp:
+                page.click("#search-btn")
+            assert resp.value.status == 200, resp.value.text()
+            page.wait_for_function("document.querySelector('#status').textContent"
+                                   ".includes('seed spread')")
+            liked = page.locator("#results li.result").first.get_attribute("data-id")
+            with page.expect_response(lambda r: f"like={liked}" in r.url) as resp:
+                page.locator("#results li.result").first.locator(".thumb-up").click()
+            assert resp.value.status == 200, resp.value.text()
+            assert resp.value.json()["query"]["like"] == [int(liked)]
             assert not errors, errors
         finally:
             browser.close()

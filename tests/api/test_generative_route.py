@@ -53,3 +53,22 @@ def test_generative_search_without_a_prior(client: TestClient, app: FastAPI) -> 
     route._priors.pop(f"{app.state.tunescope.service.encoder.id}|None", None)
     r = client.get("/v1/search", params={"q": "a reel", "mode": "generative"})
     assert r.status_code == 400 and "train-prior" in r.json()["detail"]
+
+
+def test_generative_search_steered_by_example_tracks(client: TestClient,
+                                                     with_prior: PriorPipeline) -> None:
+    ids = [item["track"]["id"] for item in client.get(
+        "/v1/search", params={"q": "a reel", "k": 3}).json()["results"]]
+    liked, disliked = ids[0], ids[1]
+    r = client.get("/v1/search", params={"q": "a reel", "mode": "generative", "seeds": 4,
+                                         "like": [liked], "unlike": [disliked], "k": 10})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    got = [item["track"]["id"] for item in body["results"]]
+    assert liked not in got and disliked not in got  # examples are never returned
+    assert body["query"]["like"] == [liked] and body["query"]["unlike"] == [disliked]
+    unknown = client.get("/v1/search", params={"q": "a reel", "mode": "generative",
+                                               "like": [987654]})
+    assert unknown.status_code == 404 and "987654" in unknown.text
+    plain = client.get("/v1/search", params={"q": "a reel", "like": [liked]})
+    assert plain.status_code == 422 and "mode=generative" in plain.text
