@@ -104,17 +104,21 @@ def search_command(
                                     "seeds (needs `tunescope train-prior`)."),
     seeds: int = typer.Option(8, "--seeds", help="Prior seeds (with --generative)."),
     negative: list[str] = typer.Option([], "--negative", help="Steer away from (--generative)."),
+    like: list[int] = typer.Option([], "--like", help="Example track id to steer toward (--generative)."),
+    unlike: list[int] = typer.Option([], "--unlike", help="Track id to steer away from (--generative)."),
 ) -> None:
     """Search the catalog by text from the command line."""
     from fastapi.testclient import TestClient
 
     from api.app import create_app
 
+    if (negative or like or unlike) and not generative:
+        raise typer.BadParameter("--negative, --like and --unlike steer --generative search")
     settings = get_settings()
     client = TestClient(create_app(settings))
     params = {"q": text, "k": k, "offset": offset, "collection": collection}
     if generative:
-        params.update(mode="generative", seeds=seeds, negative=negative)
+        params.update(mode="generative", seeds=seeds, negative=negative, like=like, unlike=unlike)
     r = client.get("/v1/search", params=params,
                    headers={"X-API-Key": settings.api_key} if settings.api_key else {})
     body = r.json()
