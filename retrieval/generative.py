@@ -320,6 +320,29 @@ def sample_seeds(prior: PriorPipeline, positives: np.ndarray, negatives: np.ndar
                         num_inference_steps=config.steps, return_mean=True)
 
 
+def generative_rank(prior: PriorPipeline, positives: np.ndarray, negatives: np.ndarray | None,
+                    neighbours: Neighbours, vectors: Vectors, need: int,
+                    config: GenerativeConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Conditions -> prior seeds and mean -> the ranked candidates (service and evaluation).
+
+    Args:
+        positives: unit condition embeddings ``[P, dim]`` (texts, example tracks).
+        negatives: unit embeddings ``[N, dim]`` to steer away from (or None).
+        neighbours / vectors: the backend (:func:`service_backend` or :func:`matrix_backend`).
+        need: ids wanted (offset + k of the page).
+
+    Returns:
+        ``(ids [<=need], scores [<=need], seeds [K, dim])``.
+    """
+    pos = np.asarray(positives, np.float32).reshape(-1, prior.dim)
+    seeds, mean = sample_seeds(prior, pos, negatives, config)
+    w_neg = (prior.default_negative_guidance if config.negative_guidance is None
+             else config.negative_guidance)
+    query = steer_query(l2_normalize(pos.mean(0, keepdims=True))[0], negatives, w_neg)
+    ids, scores = rank_candidates(seeds, query, neighbours, vectors, need, config, mean)
+    return ids, scores, seeds
+
+
 def matrix_backend(matrix: np.ndarray, ids: np.ndarray | None = None
                    ) -> tuple[Neighbours, Vectors]:
     """Exact ``neighbours``/``vectors`` over an in-memory matrix ``[N, dim]`` of unit rows.
@@ -416,14 +439,10 @@ def generative_search(service: SearchService, prior: PriorPipeline,
     example_ids = [e for e in (*positives, *negatives) if isinstance(e, int)]
     if example_ids:
         options = replace(options, exclude_ids=frozenset(options.exclude_ids) | set(example_ids))
-    seeds, mean = sample_seeds(prior, pos, neg, config)
-    query = l2_normalize(pos.mean(0, keepdims=True))[0]
-    w_neg = (prior.default_negative_guidance if config.negative_guidance is None
-             else config.negative_guidance)
     neighbours, vectors = service_backend(service, options)
-    need = options.offset + options.k
-    ids, scores = rank_candidates(seeds, steer_query(query, neg, w_neg), neighbours, vectors,
-                                  need, config, mean)
+    ids, scores, seeds = generative_rank(prior, pos, neg, neighbours, vectors,
+                                         options.offset + options.k, config)
+    query = l2_normalize(pos.mean(0, keepdims=True))[0]
     cos = vectors(ids) @ query if len(ids) else np.zeros(0, np.float32)
     best = float(cos.max()) if len(cos) else None
     page = slice(options.offset, options.offset + options.k)

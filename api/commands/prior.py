@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from api.settings import Settings, get_settings
+from retrieval.generative import GenerativeConfig
 
 console = Console(stderr=True)
 
@@ -147,13 +148,7 @@ def train_prior_command(
                   f"{history['seconds']:.0f} s)")
 
 
-def _default_config():  # noqa: ANN202 - GenerativeConfig (kept out of the CLI's import time)
-    from retrieval.generative import GenerativeConfig
-
-    return GenerativeConfig()
-
-
-_DEFAULT = _default_config()
+_DEFAULT = GenerativeConfig()  # numpy-only module: cheap at CLI start
 
 
 def eval_prior_command(
@@ -182,7 +177,6 @@ def eval_prior_command(
     """Generative retrieval vs. direct text retrieval vs. a regression MLP, on one split."""
     import numpy as np
 
-    from retrieval.generative import GenerativeConfig
     from retrieval.prior import prior_weights_path
     from retrieval.prior.data import SPLITS
     from retrieval.prior.evaluation import (

@@ -33,11 +33,10 @@ import numpy as np
 from retrieval.encoders.evaluation import SINGLE_ATTRIBUTE_QUERIES, attribute_relevance
 from retrieval.generative import (
     GenerativeConfig,
+    generative_rank,
     matrix_backend,
-    rank_candidates,
     sample_seeds,
     seed_spread,
-    steer_query,
 )
 
 #: Broad queries: (text, field, accepted values, facet field whose coverage is measured).
@@ -235,15 +234,10 @@ def generative_ranker(prior: Any, es: EvalSet, config: GenerativeConfig,
     """Rows order by generative retrieval over ``es`` (``rank(q, text, negative=None)``)."""
     neighbours, vectors = matrix_backend(es.audio)
 
-    w_neg = prior.default_negative_guidance if config.negative_guidance is None else (
-        config.negative_guidance)
-
     def rank(q: np.ndarray, _text: str = "", negative: np.ndarray | None = None) -> np.ndarray:
-        seeds, mean = sample_seeds(prior, q, negative, config)
+        ids, _, seeds = generative_rank(prior, q, negative, neighbours, vectors, 10, config)
         if spreads is not None:
             spreads.append(seed_spread(seeds))
-        ids, _ = rank_candidates(seeds, steer_query(q, negative, w_neg), neighbours, vectors,
-                                 10, config, mean)
         return ids
 
     return rank

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from retrieval.encoders.base import l2_normalize
+
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 
 
@@ -225,6 +227,4 @@ class RegressionMLP(nn.Module):
     def predict(self, text: np.ndarray) -> np.ndarray:
         """Unit ``[N, dim]`` predictions for unit text embeddings ``[N, dim]``."""
         self.eval()
-        out = self(torch.from_numpy(np.asarray(text, np.float32))).numpy()
-        return (out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)).astype(
-            np.float32)
+        return l2_normalize(self(torch.from_numpy(np.asarray(text, np.float32))).numpy())

@@ -213,7 +213,7 @@ class PriorPipeline:
                 if len(neg):
                     guided = guided - w_neg * torch.einsum("n,nkd->kd", b, out[1 + len(pos):]
                                                            - out[0])
-                if mean is None:
+                if return_mean and mean is None and self.model.mean_net is None:
                     mean = self._x0_estimate(guided, x_t, t).mean(0)
                 x = sched.step(guided, t, x).prev_sample
         samples = l2_normalize((x / self.config.scale).numpy())
