@@ -78,6 +78,21 @@ def factory(db_url: str) -> Iterator[sessionmaker[Session]]:
 
 
 @pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str, str]], None]]:
+    """``apply(env)``: set TUNESCOPE_* variables for this test and drop the cached settings
+    (before, so the CLI sees them, and after, so the next test does not)."""
+    from api.settings import get_settings
+
+    def apply(env: dict[str, str]) -> None:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+
+    yield apply
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def store(tmp_path: Path) -> AudioStore:
     """An empty audio store in the test's temp folder."""
     return AudioStore(tmp_path / "store")

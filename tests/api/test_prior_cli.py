@@ -9,7 +9,7 @@ metadata covers few of the evaluation's query sets, and readable errors.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,6 @@ import typer
 from typer.testing import CliRunner
 
 from api.commands import prior as prior_commands
-from api.settings import get_settings
 from tests.conftest import write_tone
 
 TUNES = ("jig", "reel", "air")
@@ -48,13 +47,11 @@ def tiny_catalog(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def env(tmp_path: Path, settings_env: Callable[[dict[str, str]], None]) -> Path:
     home = tmp_path / "home"
-    monkeypatch.setenv("TUNESCOPE_HOME", str(home))
-    monkeypatch.setenv("TUNESCOPE_DATABASE_URL", f"sqlite:///{tmp_path / 'none.db'}")
-    get_settings.cache_clear()
-    yield home
-    get_settings.cache_clear()
+    settings_env({"TUNESCOPE_HOME": str(home),
+                  "TUNESCOPE_DATABASE_URL": f"sqlite:///{tmp_path / 'none.db'}"})
+    return home
 
 
 @pytest.fixture

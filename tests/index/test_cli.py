@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,21 +14,17 @@ import typer
 from typer.testing import CliRunner
 
 from api.commands import catalog
-from api.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def cli_env(db_url: str, tmp_path: Path,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+            settings_env: Callable[[dict[str, str]], None]) -> dict[str, str]:
     env = {"TUNESCOPE_HOME": str(tmp_path / "home"), "TUNESCOPE_DATABASE_URL": db_url,
            "TUNESCOPE_MIN_DURATION_S": "1", "TUNESCOPE_MAX_DURATION_S": "60"}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    yield env
-    get_settings.cache_clear()
+    settings_env(env)
+    return env
 
 
 @pytest.fixture
