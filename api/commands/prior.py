@@ -13,6 +13,7 @@ import platform
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,9 @@ def eval_prior_command(
     steps: int | None = typer.Option(None, "--steps", help="Denoising steps (default: card)."),
     prior_path: Path | None = typer.Option(None, "--prior", help="Prior weights (default: per encoder)."),
     regression_steps: int = typer.Option(1500, "--regression-steps", min=1),
+    repeats: int = typer.Option(3, "--repeats", min=1, max=20,
+                                help="Generative runs with different sampling seeds; figures are their mean."),
+    sample_seed: int = typer.Option(0, "--sample-seed", help="Sampling seed of the first run (run r: + 1000 r)."),
     out: Path | None = typer.Option(None, "--out", help="Write the full results as JSON here."),
 ) -> None:
     """Generative retrieval vs. direct text retrieval vs. a regression MLP, on one split."""
@@ -181,6 +185,7 @@ def eval_prior_command(
     from retrieval.prior.data import SPLITS
     from retrieval.prior.evaluation import (
         EvalSet,
+        average_results,
         evaluate,
         generative_ranker,
         modality_gap,
@@ -216,25 +221,32 @@ def eval_prior_command(
                                spread_center=spread_center,
                                kde_weight=kde_weight, query_weight=query_weight, steps=steps)
     spreads: list[float] = []
-    gen = generative_ranker(prior, es, gen_cfg, spreads)
+    # One generative ranker per sampling seed: a ranking from random seeds is judged by its
+    # mean over draws, not by one draw (see average_results).
+    gens = [generative_ranker(prior, es, replace(gen_cfg, seed=sample_seed + 1000 * r), spreads)
+            for r in range(repeats)]
 
     def by_vector(v: np.ndarray) -> np.ndarray:
         return np.argsort(-(es.audio @ v), kind="stable")
 
     rankers = {"text": lambda q, _t: by_vector(q),
                "regression": lambda q, _t: by_vector(reg.predict(q[None, :])[0]),
-               "generative": gen}
+               **{f"generative#{r}": g for r, g in enumerate(gens)}}
     captions = [r["captions"][0] for r in es.rows]
     results = evaluate(es, enc.embed_text, rankers, captions)
+    results["generative"] = average_results([results.pop(f"generative#{r}")
+                                             for r in range(repeats)])
 
     def text_neg(q: np.ndarray, n: np.ndarray | None) -> np.ndarray:
         return by_vector(q if n is None else 2 * q - n)  # the recommend API's average_vector
 
-    steering = {"generative": negative_steering(es, enc.embed_text, lambda q, n: gen(q, "", n)),
+    steering = {"generative": negative_steering(
+                    es, enc.embed_text, [lambda q, n, g=g: g(q, "", n) for g in gens]),
                 "text (2q - neg)": negative_steering(es, enc.embed_text, text_neg)}
     cap_text = enc.embed_text(captions)
     gap = modality_gap(cap_text, es.audio, prior, gen_cfg, reg.predict)
     report = {"encoder_id": enc.id, "split": split, "tracks": len(rows), "config": gen_cfg,
+              "repeats": repeats, "sample_seeds": [sample_seed + 1000 * r for r in range(repeats)],
               "results": results, "paired": paired_differences(results),
               "negative_steering": steering, "modality_gap": gap,
               "mean_seed_spread": float(np.mean(spreads)), "seconds": time.perf_counter() - t0}
@@ -285,6 +297,11 @@ def _print_report(report: dict[str, Any]) -> None:
             steer.add_row(q, method, f"{v['before']:.2f}", f"{v['after']:.2f}",
                           f"{v['catalog_share']:.2f}")
     Console().print(steer)
+    spread = res["generative"].get("spread", {})
+    if report.get("repeats", 1) > 1 and spread:
+        Console().print(f"generative: mean of {report['repeats']} sampling seeds "
+                        f"{report['sample_seeds']}; standard deviation over them: "
+                        + ", ".join(f"{k} {v:.3f}" for k, v in spread.items() if "nDCG" in k))
     gap = ", ".join(f"{k} {v:.3f}" for k, v in report["modality_gap"].items())
     Console().print(f"modality gap (mean cosine to the matching audio): {gap}")
     Console().print(f"mean seed spread {report['mean_seed_spread']:.3f}; {report['seconds']:.0f} s")

@@ -78,11 +78,14 @@ def test_train_and_evaluate_a_prior(cli: typer.Typer, env: Path, tiny_catalog: P
     report = tmp_path / "report.json"
     r = runner.invoke(cli, ["eval-prior", "--catalog", str(tiny_catalog), "--prior", str(weights),
                             "--split", "test", "--regression-steps", "10", "--seeds", "4",
-                            "--out", str(report)])
+                            "--repeats", "2", "--out", str(report)])
     assert r.exit_code == 0, r.output
     out = json.loads(report.read_text())
     assert out["tracks"] == 3 and set(out["results"]) == {"text", "regression", "generative"}
     gen = out["results"]["generative"]
+    # the generative figures are the mean of two sampling seeds, and say so
+    assert out["repeats"] == 2 and out["sample_seeds"] == [0, 1000] and gen["runs"] == 2
+    assert "mean of 2 sampling seeds" in r.output
     assert 0.0 <= gen["captions"]["nDCG@10"] <= 1.0 and 0.0 <= gen["attributes"]["nDCG@10"] <= 1.0
     # only the broad queries the tiny catalog's metadata can answer are evaluated
     assert "Irish music" in gen["broad_per_query"] and "early music" not in gen["broad_per_query"]

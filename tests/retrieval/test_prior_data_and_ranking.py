@@ -276,3 +276,27 @@ def test_paired_bootstrap_interval() -> None:
                for m, v in (("generative", [0.5, 0.7]), ("text", [0.4, 0.6]))}
     d = paired_differences(results)
     assert list(d) == ["text"] and d["text"]["broad nDCG@10"]["diff"] == pytest.approx(0.1)
+
+
+def test_average_results_is_the_mean_over_sampling_seeds() -> None:
+    from retrieval.prior.evaluation import average_results
+
+    def run(c: float, b: float) -> dict:
+        sets = {"captions": {"nDCG@10": c, "ILD": 0.3}, "paraphrases": {"nDCG@10": 0.1, "ILD": 0.4},
+                "attributes": {"nDCG@10": 0.8, "ILD": 0.5},
+                "broad": {"nDCG@10": b, "ILD": 0.5, "facet_coverage": b / 2}}
+        return {**sets, "broad_per_query": {"Irish music": b},
+                "per_query": {"captions": {"nDCG@10": [c, 1 - c], "ILD": [0.3, 0.3]},
+                              "broad": {"nDCG@10": [b], "ILD": [0.5], "facet_coverage": [b / 2]}}}
+
+    avg = average_results([run(0.2, 0.6), run(0.4, 1.0)])
+    assert avg["runs"] == 2
+    assert avg["captions"]["nDCG@10"] == pytest.approx(0.3)
+    assert avg["broad"]["facet_coverage"] == pytest.approx(0.4)
+    assert avg["broad_per_query"]["Irish music"] == pytest.approx(0.8)
+    # per-query values are averaged query by query (what the paired bootstrap compares)
+    assert avg["per_query"]["captions"]["nDCG@10"] == pytest.approx([0.3, 0.7])
+    assert avg["spread"]["broad nDCG@10"] == pytest.approx(0.2)
+    assert avg["spread"]["captions ILD"] == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        average_results([])
