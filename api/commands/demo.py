@@ -20,16 +20,36 @@ def demo_catalog(
     renders: int = typer.Option(1, "--renders", min=1, max=16, help="Renders per piece."),
     sample_rate: int = typer.Option(22050, "--sample-rate", min=8000, max=96000),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes (0: all cores)."),
+    split: list[str] = typer.Option([], "--split", help="Only pieces of this split (repeatable): train, "
+                                    "validation, test. A test-only catalog is an evaluation set."),
+    soundfont: str = typer.Option("train", "--soundfont",
+                                  help="'train' (the training soundfonts) or 'heldout' (one never trained on)."),
 ) -> None:
     """Render real corpus pieces (Irish/Scottish dance tunes, Essen folk songs, Bach chorales,
-    string quartets, Renaissance polyphony...) as 20-30 s excerpts, with metadata and captions."""
-    from generation.demo_catalog import build_catalog
+    string quartets, Renaissance polyphony...) as 20-30 s excerpts, with metadata and captions.
 
+    ``--split test --soundfont heldout`` renders an evaluation set: pieces no model trained on,
+    played by a soundfont none trained on (``tunescope eval-prior --catalog`` reads it)."""
+    from generation.demo_catalog import build_catalog
+    from generation.render import HELDOUT_SOUNDFONT, soundfont_paths
+
+    bad = sorted(set(split) - {"train", "validation", "test"})
+    if bad:
+        raise typer.BadParameter(f"--split must be train, validation or test, got {', '.join(bad)}")
+    if soundfont not in ("train", "heldout"):
+        raise typer.BadParameter(f"--soundfont must be 'train' or 'heldout', got {soundfont!r}")
+    sfs: tuple[str, ...] | None = None
+    if soundfont == "heldout":
+        if HELDOUT_SOUNDFONT not in soundfont_paths():
+            console.print(f"[red]error:[/red] the held-out soundfont {HELDOUT_SOUNDFONT} is not installed; "
+                          "run `make soundfonts`")
+            raise typer.Exit(2)
+        sfs = (HELDOUT_SOUNDFONT,)
     with Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=False) as bar:
         task = bar.add_task("render", total=size)
         summary = build_catalog(out, size, seed, renders=renders, sample_rate=sample_rate,
-                                workers=workers or None,
+                                workers=workers or None, soundfonts=sfs, splits=split or None,
                                 progress=lambda done, total: bar.update(task, completed=done))
     table = Table(title=f"demo catalog: {summary['tracks']} tracks from {summary['pieces']} pieces")
     table.add_column("family")

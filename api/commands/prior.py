@@ -8,6 +8,7 @@ prior-data/<encoder id>.npz``), and work on its splits: train on ``train``, pick
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import time
@@ -43,13 +44,19 @@ def _embedded(settings: Settings, catalog: Path | None, enc: Any, crop_s: float 
               extra_captions: int) -> Any:
     from retrieval.prior.data import embed_catalog, stored_embeddings
 
-    catalog = catalog or settings.home / "demo-catalog"
+    default = settings.home / "demo-catalog"
+    catalog = catalog or default
+    cache = settings.home / "prior-data"
+    if Path(catalog).resolve() != default.resolve():
+        # Another catalog (an evaluation render) keeps its own cache, so evaluating on it does
+        # not throw away the training catalog's embeddings.
+        cache = cache / hashlib.sha256(str(Path(catalog).resolve()).encode()).hexdigest()[:12]
     stored = {} if crop_s else stored_embeddings(settings.resolved_database_url, enc.id, enc.dim)
     if stored:
         console.print(f"reusing {len(stored):,} stored whole-track embeddings of {enc.id} from the catalog database")
     with _bar("embedding catalog") as bar:
         task = bar.add_task("embed", total=None, info="")
-        cat = embed_catalog(enc, catalog, settings.home / "prior-data", crop_s=crop_s or None,
+        cat = embed_catalog(enc, catalog, cache, crop_s=crop_s or None,
                             extra_captions=extra_captions, stored=stored,
                             progress=lambda d, n: bar.update(task, completed=d, total=n))
     return cat
@@ -153,7 +160,11 @@ _DEFAULT = GenerativeConfig()  # numpy-only module: cheap at CLI start
 
 
 def eval_prior_command(
-    catalog: Path | None = typer.Option(None, "--catalog", help="Catalog folder with metadata.jsonl."),
+    catalog: Path | None = typer.Option(None, "--catalog", help="Catalog folder with metadata.jsonl (the "
+                                        "evaluation set is its --split rows)."),
+    train_catalog: Path | None = typer.Option(None, "--train-catalog",
+                                              help="Catalog the regression baseline trains on (default: --catalog). "
+                                              "Give the prior's own catalog when --catalog is an evaluation render."),
     split: str = typer.Option("test", "--split", help="test (report) or validation (tuning)."),
     crop_s: float | None = typer.Option(None, "--crop-s", min=0.0,
                                         help=CROP_HELP + " Default: as the prior was trained."),
@@ -208,12 +219,22 @@ def eval_prior_command(
     data = prior.card.get("data", {})
     crop = crop_s if crop_s is not None else (data.get("audio_crop_s") or 0.0)
     per_track = int(data.get("captions_per_track", 4))
+    extra = int(data.get("extra_captions", 0))
     with _domain_errors():
-        cat = _embedded(settings, catalog, enc, crop, int(data.get("extra_captions", 0)))
+        cat = _embedded(settings, catalog, enc, crop, extra)
+        train_cat = cat if train_catalog is None else _embedded(settings, train_catalog, enc, crop, extra)
     t0 = time.perf_counter()
-    reg, _ = train_regression(cat.pairs("train", per_track), cat.pairs("validation", per_track),
+    if not len(train_cat.pairs("train", per_track)):
+        console.print("[red]error:[/red] no train-split pairs for the regression baseline in "
+                      f"{train_catalog or catalog or 'the demo catalog'}; an evaluation render holds "
+                      "only test pieces: give the prior's catalog with --train-catalog")
+        raise typer.Exit(2)
+    reg, _ = train_regression(train_cat.pairs("train", per_track), train_cat.pairs("validation", per_track),
                               TrainConfig(steps=regression_steps, batch_size=128, eval_every=250))
     rows = cat.split_rows(split)
+    if not len(rows):
+        console.print(f"[red]error:[/red] the catalog has no {split}-split tracks to evaluate on")
+        raise typer.Exit(2)
     es = EvalSet(cat.audio[rows], [cat.rows[i] for i in rows])
     gen_cfg = GenerativeConfig(seeds=seeds, guidance=guidance, negative_guidance=negative_guidance,
                                fusion=fusion, mmr_lambda=None if mmr_lambda >= 1 else mmr_lambda,
@@ -246,6 +267,8 @@ def eval_prior_command(
     cap_text = enc.embed_text(captions)
     gap = modality_gap(cap_text, es.audio, prior, gen_cfg, reg.predict)
     report = {"encoder_id": enc.id, "split": split, "tracks": len(rows), "config": gen_cfg,
+              "catalog": str(catalog or settings.home / "demo-catalog"),
+              "train_catalog": str(train_catalog or catalog or settings.home / "demo-catalog"),
               "repeats": repeats, "sample_seeds": [sample_seed + 1000 * r for r in range(repeats)],
               "results": results, "paired": paired_differences(results),
               "negative_steering": steering, "modality_gap": gap,

@@ -22,19 +22,15 @@ from tests.conftest import write_tone
 TUNES = ("jig", "reel", "air")
 
 
-@pytest.fixture
-def tiny_catalog(tmp_path: Path) -> Path:
-    """Twelve tones: 6 train, 3 validation, 3 test; jigs, reels and airs on fiddle or flute."""
-    root = tmp_path / "catalog"
+def _write_catalog(root: Path, n: int, split: Callable[[int], str], base_hz: float = 220.0) -> Path:
     rows = []
-    for i in range(12):
+    for i in range(n):
         name = f"audio/t{i:02d}.flac"
-        write_tone(root / name, (220.0 * (1 + i % 4),), 2.0, 16000)
+        write_tone(root / name, (base_hz * (1 + i % 4),), 2.0, 16000)
         tune = TUNES[i % 3]
         ens = "solo fiddle" if i % 2 else "solo flute"
         rows.append({
-            "path": name, "piece_id": f"tiny/{i}", "split": "train" if i < 6 else (
-                "validation" if i < 9 else "test"),
+            "path": name, "piece_id": f"tiny/{i}", "split": split(i),
             "tune_type": tune, "ensemble": ens, "instruments": [ens.split()[1]],
             "instrument_family": "strings" if i % 2 else "woodwind", "tradition": "Irish",
             "corpus_family": "irish", "collection": "Tiny", "mode": "major",
@@ -44,6 +40,13 @@ def tiny_catalog(tmp_path: Path) -> Path:
         })
     (root / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root
+
+
+@pytest.fixture
+def tiny_catalog(tmp_path: Path) -> Path:
+    """Twelve tones: 6 train, 3 validation, 3 test; jigs, reels and airs on fiddle or flute."""
+    return _write_catalog(tmp_path / "catalog", 12,
+                          lambda i: "train" if i < 6 else ("validation" if i < 9 else "test"))
 
 
 @pytest.fixture
@@ -90,6 +93,22 @@ def test_train_and_evaluate_a_prior(cli: typer.Typer, env: Path, tiny_catalog: P
     # only the broad queries the tiny catalog's metadata can answer are evaluated
     assert "Irish music" in gen["broad_per_query"] and "early music" not in gen["broad_per_query"]
     assert "paraphrases nDCG@10" in r.output
+
+    # An evaluation render (test pieces only, "played" differently): the regression baseline
+    # must learn from the prior's catalog, and the command says so when it is not given.
+    render = _write_catalog(tmp_path / "eval-render", 5, lambda i: "test", base_hz=233.0)
+    r = runner.invoke(cli, ["eval-prior", "--catalog", str(render), "--prior", str(weights),
+                            "--regression-steps", "10", "--seeds", "4", "--repeats", "1"])
+    assert r.exit_code == 2 and "--train-catalog" in r.output
+    r = runner.invoke(cli, ["eval-prior", "--catalog", str(render), "--train-catalog", str(tiny_catalog),
+                            "--prior", str(weights), "--regression-steps", "10", "--seeds", "4",
+                            "--repeats", "1", "--out", str(report)])
+    assert r.exit_code == 0, r.output
+    out = json.loads(report.read_text())
+    assert out["tracks"] == 5 and out["catalog"] == str(render)
+    assert out["train_catalog"] == str(tiny_catalog)
+    # each catalog keeps its own embedding cache
+    assert len(list((env / "prior-data").rglob("*.npz"))) == 2
 
 
 def test_eval_prior_rejects_an_unknown_split(cli: typer.Typer, env: Path,
