@@ -80,7 +80,8 @@ EXTRA_HELP = "Training-style captions drawn per track from its facts, on top of 
 
 
 def train_prior_command(
-    catalog: Path | None = typer.Option(None, "--catalog", help="Catalog folder with metadata.jsonl."),
+    catalog: list[Path] = typer.Option([], "--catalog", help="Catalog folder with metadata.jsonl; repeat to "
+                                       "learn from several (e.g. extra renders of the training pieces)."),
     crop_s: float = typer.Option(0.0, "--crop-s", min=0.0, help=CROP_HELP),
     extra_captions: int = typer.Option(16, "--extra-captions", min=0, help=EXTRA_HELP),
     steps: int = typer.Option(6000, "--steps", min=1, help="Optimiser steps."),
@@ -106,9 +107,12 @@ def train_prior_command(
 
     settings = get_settings()
     enc = _encoder(settings)
+    from retrieval.prior.data import concat_pairs
+
+    catalogs = list(catalog) or [settings.home / "demo-catalog"]
     with _domain_errors():
-        cat = _embedded(settings, catalog, enc, crop_s, extra_captions)
-    train, val = cat.pairs("train", captions), cat.pairs("validation", captions)
+        cats = [_embedded(settings, c, enc, crop_s, extra_captions) for c in catalogs]
+    train, val = concat_pairs(cats, "train", captions), concat_pairs(cats, "validation", captions)
     if not len(train):
         console.print("[red]error:[/red] the catalog has no train-split tracks with captions "
                       "(metadata.jsonl rows need \"split\": \"train\" and \"captions\")")
@@ -134,11 +138,12 @@ def train_prior_command(
     path = out or prior_weights_path(enc.id)
     card = {
         "name": "tunescope diffusion prior", "encoder_id": enc.id,
-        "data": {"catalog": str(catalog or settings.home / "demo-catalog"),
+        "data": {"catalog": str(catalogs[0]), "catalogs": [str(Path(c).resolve()) for c in catalogs],
                  "train_pairs": len(train), "validation_pairs": len(val),
                  "captions_per_track": captions, "extra_captions": extra_captions,
-                 "tracks": len(cat.rows), "audio_crop_s": crop_s or None},
-        "command": f"tunescope train-prior --steps {steps} --batch-size {batch_size} --width {width} "
+                 "tracks": sum(len(c.rows) for c in cats), "audio_crop_s": crop_s or None},
+        "command": "tunescope train-prior " + "".join(f"--catalog {c} " for c in catalog)
+                   + f"--steps {steps} --batch-size {batch_size} --width {width} "
                    f"--depth {depth} --prediction {prediction} --extra-captions {extra_captions} "
                    f"--captions-per-track {captions} --crop-s {crop_s:g} --guidance {guidance:g} "
                    f"--{'' if mean_head else 'no-'}mean-head --seed {seed}",
@@ -162,9 +167,10 @@ _DEFAULT = GenerativeConfig()  # numpy-only module: cheap at CLI start
 def eval_prior_command(
     catalog: Path | None = typer.Option(None, "--catalog", help="Catalog folder with metadata.jsonl (the "
                                         "evaluation set is its --split rows)."),
-    train_catalog: Path | None = typer.Option(None, "--train-catalog",
-                                              help="Catalog the regression baseline trains on (default: --catalog). "
-                                              "Give the prior's own catalog when --catalog is an evaluation render."),
+    train_catalog: list[Path] = typer.Option([], "--train-catalog",
+                                             help="Catalog(s) the regression baseline trains on (default: those in "
+                                             "the prior's card when it lists them, else --catalog). Give the "
+                                             "prior's own catalogs when --catalog is an evaluation render."),
     split: str = typer.Option("test", "--split", help="test (report) or validation (tuning)."),
     crop_s: float | None = typer.Option(None, "--crop-s", min=0.0,
                                         help=CROP_HELP + " Default: as the prior was trained."),
@@ -193,7 +199,7 @@ def eval_prior_command(
     import numpy as np
 
     from retrieval.prior import prior_weights_path
-    from retrieval.prior.data import SPLITS
+    from retrieval.prior.data import SPLITS, concat_pairs
     from retrieval.prior.evaluation import (
         EvalSet,
         average_results,
@@ -220,16 +226,21 @@ def eval_prior_command(
     crop = crop_s if crop_s is not None else (data.get("audio_crop_s") or 0.0)
     per_track = int(data.get("captions_per_track", 4))
     extra = int(data.get("extra_captions", 0))
+    # The regression learns from the prior's own catalogs when the card lists them.
+    carded = [Path(c) for c in data.get("catalogs", [])]
+    train_catalogs: list[Path | None] = (list(train_catalog) or
+                                         (carded if carded and all(c.is_dir() for c in carded) else [catalog]))
     with _domain_errors():
         cat = _embedded(settings, catalog, enc, crop, extra)
-        train_cat = cat if train_catalog is None else _embedded(settings, train_catalog, enc, crop, extra)
+        train_cats = [_embedded(settings, c, enc, crop, extra) for c in train_catalogs]
     t0 = time.perf_counter()
-    if not len(train_cat.pairs("train", per_track)):
+    reg_train = concat_pairs(train_cats, "train", per_track)
+    if not len(reg_train):
         console.print("[red]error:[/red] no train-split pairs for the regression baseline in "
-                      f"{train_catalog or catalog or 'the demo catalog'}; an evaluation render holds "
-                      "only test pieces: give the prior's catalog with --train-catalog")
+                      f"{', '.join(str(c or 'the demo catalog') for c in train_catalogs)}; an evaluation "
+                      "render holds only test pieces: give the prior's catalog with --train-catalog")
         raise typer.Exit(2)
-    reg, _ = train_regression(train_cat.pairs("train", per_track), train_cat.pairs("validation", per_track),
+    reg, _ = train_regression(reg_train, concat_pairs(train_cats, "validation", per_track),
                               TrainConfig(steps=regression_steps, batch_size=128, eval_every=250))
     rows = cat.split_rows(split)
     if not len(rows):
@@ -268,7 +279,7 @@ def eval_prior_command(
     gap = modality_gap(cap_text, es.audio, prior, gen_cfg, reg.predict)
     report = {"encoder_id": enc.id, "split": split, "tracks": len(rows), "config": gen_cfg,
               "catalog": str(catalog or settings.home / "demo-catalog"),
-              "train_catalog": str(train_catalog or catalog or settings.home / "demo-catalog"),
+              "train_catalogs": [str(c or settings.home / "demo-catalog") for c in train_catalogs],
               "repeats": repeats, "sample_seeds": [sample_seed + 1000 * r for r in range(repeats)],
               "results": results, "paired": paired_differences(results),
               "negative_steering": steering, "modality_gap": gap,

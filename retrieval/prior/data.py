@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,16 @@ class EmbeddedCatalog:
         keep = np.isin(self.caption_owner, self.split_rows(split)) & (
             self.caption_rank < captions_per_track)
         return Pairs(text=self.captions[keep], audio=self.audio[self.caption_owner[keep]])
+
+
+def concat_pairs(catalogs: Sequence[EmbeddedCatalog], split: str, captions_per_track: int = 4) -> Pairs:
+    """One split's pairs from several catalogs (e.g. the demo catalog and extra renders of its
+    training pieces), in order."""
+    parts = [c.pairs(split, captions_per_track) for c in catalogs]
+    if not parts:
+        raise RetrievalError("no catalogs to take pairs from")
+    return Pairs(text=np.concatenate([p.text for p in parts]),
+                 audio=np.concatenate([p.audio for p in parts]))
 
 
 def load_rows(catalog_dir: str | Path) -> list[dict[str, Any]]:

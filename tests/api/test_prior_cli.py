@@ -95,18 +95,21 @@ def test_train_and_evaluate_a_prior(cli: typer.Typer, env: Path, tiny_catalog: P
     assert "paraphrases nDCG@10" in r.output
 
     # An evaluation render (test pieces only, "played" differently): the regression baseline
-    # must learn from the prior's catalog, and the command says so when it is not given.
+    # learns from the prior's catalogs (its card lists them), and a test-only catalog given as
+    # the regression's data is refused with the way out.
+    assert card["data"]["catalogs"] == [str(tiny_catalog.resolve())]
+    assert f"--catalog {tiny_catalog}" in card["command"]
     render = _write_catalog(tmp_path / "eval-render", 5, lambda i: "test", base_hz=233.0)
-    r = runner.invoke(cli, ["eval-prior", "--catalog", str(render), "--prior", str(weights),
-                            "--regression-steps", "10", "--seeds", "4", "--repeats", "1"])
+    r = runner.invoke(cli, ["eval-prior", "--catalog", str(render), "--train-catalog", str(render),
+                            "--prior", str(weights), "--regression-steps", "10", "--repeats", "1"])
     assert r.exit_code == 2 and "--train-catalog" in r.output
-    r = runner.invoke(cli, ["eval-prior", "--catalog", str(render), "--train-catalog", str(tiny_catalog),
-                            "--prior", str(weights), "--regression-steps", "10", "--seeds", "4",
-                            "--repeats", "1", "--out", str(report)])
+    r = runner.invoke(cli, ["eval-prior", "--catalog", str(render), "--prior", str(weights),
+                            "--regression-steps", "10", "--seeds", "4", "--repeats", "1",
+                            "--out", str(report)])
     assert r.exit_code == 0, r.output
     out = json.loads(report.read_text())
     assert out["tracks"] == 5 and out["catalog"] == str(render)
-    assert out["train_catalog"] == str(tiny_catalog)
+    assert out["train_catalogs"] == [str(tiny_catalog.resolve())]
     # each catalog keeps its own embedding cache
     assert len(list((env / "prior-data").rglob("*.npz"))) == 2
 
