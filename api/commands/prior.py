@@ -238,7 +238,7 @@ def eval_prior_command(
     if not len(reg_train):
         console.print("[red]error:[/red] no train-split pairs for the regression baseline in "
                       f"{', '.join(str(c or 'the demo catalog') for c in train_catalogs)}; an evaluation "
-                      "render holds only test pieces: give the prior's catalog with --train-catalog")
+                      "render holds no training pieces: give the prior's catalog with --train-catalog")
         raise typer.Exit(2)
     reg, _ = train_regression(reg_train, concat_pairs(train_cats, "validation", per_track),
                               TrainConfig(steps=regression_steps, batch_size=128, eval_every=250))
