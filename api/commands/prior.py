@@ -3,7 +3,10 @@
 Both read the rendered catalog (``metadata.jsonl`` + audio, default ``$TUNESCOPE_HOME/
 demo-catalog``), embed it once with the configured encoder (cached under ``$TUNESCOPE_HOME/
 prior-data/<encoder id>.npz``), and work on its splits: train on ``train``, pick weights on
-``validation``, evaluate on ``test``.
+``validation``, evaluate on ``test``. ``train-prior`` may learn from several catalogs (extra
+renders); ``eval-prior --catalog`` may evaluate on another one, e.g. a render of the test pieces
+with the held-out soundfont (``demo-catalog --split test --soundfont heldout``); other catalogs
+keep their own embedding cache under ``prior-data/<path digest>/``.
 """
 
 from __future__ import annotations
@@ -102,13 +105,12 @@ def train_prior_command(
     import torch
 
     from retrieval.prior import prior_weights_path
+    from retrieval.prior.data import concat_pairs
     from retrieval.prior.model import PriorConfig
     from retrieval.prior.training import TrainConfig, save_prior, train_prior
 
     settings = get_settings()
     enc = _encoder(settings)
-    from retrieval.prior.data import concat_pairs
-
     catalogs = list(catalog) or [settings.home / "demo-catalog"]
     with _domain_errors():
         cats = [_embedded(settings, c, enc, crop_s, extra_captions) for c in catalogs]
@@ -232,7 +234,8 @@ def eval_prior_command(
                                          (carded if carded and all(c.is_dir() for c in carded) else [catalog]))
     with _domain_errors():
         cat = _embedded(settings, catalog, enc, crop, extra)
-        train_cats = [_embedded(settings, c, enc, crop, extra) for c in train_catalogs]
+        train_cats = [cat if c == catalog else _embedded(settings, c, enc, crop, extra)
+                      for c in train_catalogs]
     t0 = time.perf_counter()
     reg_train = concat_pairs(train_cats, "train", per_track)
     if not len(reg_train):
