@@ -202,12 +202,22 @@ def breadth_weight(spread: float, center: float, slope: float) -> float:
     return float(1.0 / (1.0 + np.exp(-slope * (spread - center))))
 
 
+def query_breadth(seeds: np.ndarray, query: np.ndarray | None, config: GenerativeConfig) -> float:
+    """The weight ``a`` of the prior's mean for this query (1 without a text point).
+
+    One value per query, shared by the scores and the MMR lambda."""
+    if query is None:
+        return 1.0
+    return breadth_weight(seed_spread(seeds), config.spread_center, config.spread_slope)
+
+
 def _z(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / (x.std() + 1e-6) if len(x) else x
 
 
 def adaptive_scores(vecs: np.ndarray, seeds: np.ndarray, query: np.ndarray | None,
-                    mean: np.ndarray | None, config: GenerativeConfig) -> np.ndarray:
+                    mean: np.ndarray | None, config: GenerativeConfig,
+                    breadth: float | None = None) -> np.ndarray:
     """Relevance of candidates ``[n, dim]``: text point and conditional mean, mixed by spread.
 
     ``score = (1 - a) z(cos(query, c)) + a z(cos(mean, c)) + kde_weight z(kde(c))`` with
@@ -218,12 +228,11 @@ def adaptive_scores(vecs: np.ndarray, seeds: np.ndarray, query: np.ndarray | Non
     ranks narrow requests ("a jig", "bagpipes") best, the conditional mean ranks broad ones
     ("early music", "music to dance to") best, and no fixed mix matched both; the seeds'
     spread tells them apart. Without a mean (a prior without a mean head) the seeds' normalised
-    average stands in for it.
+    average stands in for it. ``breadth``: ``a`` when the caller has it (:func:`query_breadth`).
     """
     if mean is None:
         mean = l2_normalize(seeds.mean(0, keepdims=True))[0]
-    a = 1.0 if query is None else breadth_weight(seed_spread(seeds), config.spread_center,
-                                                  config.spread_slope)
+    a = query_breadth(seeds, query, config) if breadth is None else breadth
     score = a * _z(vecs @ mean)
     if query is not None:
         score = score + (1 - a) * _z(vecs @ query)
@@ -264,10 +273,11 @@ def rank_candidates(seeds: np.ndarray, query: np.ndarray | None, neighbours: Nei
     n = max(config.per_seed, need)
     ids_l, _ = neighbours(queries.astype(np.float32), n)
     k = len(seeds)
+    a = query_breadth(seeds, query, config)
     if config.fusion == "adaptive":
         ids = np.unique(np.concatenate([np.asarray(x, np.int64) for x in ids_l]))
         vecs = vectors(ids) if len(ids) else np.zeros((0, seeds.shape[1]), np.float32)
-        s = adaptive_scores(vecs, seeds, query, mean, config)
+        s = adaptive_scores(vecs, seeds, query, mean, config, a)
         order = np.argsort(-s, kind="stable")
         ids, vecs, scores = ids[order], vecs[order], s[order]
     elif config.fusion == "rrf":
@@ -289,7 +299,6 @@ def rank_candidates(seeds: np.ndarray, query: np.ndarray | None, neighbours: Nei
     rel = (scores - lo) / (hi - lo) if hi > lo else np.ones_like(scores)
     lam = config.mmr_lambda
     if lam is not None and config.mmr_lambda_broad is not None and query is not None:
-        a = breadth_weight(seed_spread(seeds), config.spread_center, config.spread_slope)
         lam = lam + (config.mmr_lambda_broad - lam) * a
     if lam is None:
         pos = np.arange(min(need, len(ids)))
