@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import typer
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -90,6 +91,18 @@ def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[dict[str
 
     yield apply
     get_settings.cache_clear()
+
+
+def cli_app(*registers: Callable[[typer.Typer], None]) -> typer.Typer:
+    """A Typer app with the given command modules' ``register`` functions applied.
+
+    A Typer app with a single command runs it without its name; a hidden no-op second command
+    keeps ``app <command> ...`` invocations the same as in the real CLI."""
+    app = typer.Typer()
+    for register in registers:
+        register(app)
+    app.command("_noop", hidden=True)(lambda: None)
+    return app
 
 
 @pytest.fixture

@@ -11,14 +11,12 @@ from typer.testing import CliRunner
 
 from api.commands import demo
 from generation.render import HELDOUT_SOUNDFONT, soundfont_paths
+from tests.conftest import cli_app
 
 
 @pytest.fixture
 def cli() -> typer.Typer:
-    app = typer.Typer()
-    demo.register(app)
-    app.command("noop")(lambda: None)  # two commands: typer keeps the subcommand name
-    return app
+    return cli_app(demo.register)
 
 
 def test_a_test_only_render_with_the_held_out_soundfont(cli: typer.Typer, tmp_path: Path) -> None:

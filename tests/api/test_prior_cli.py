@@ -17,7 +17,7 @@ import typer
 from typer.testing import CliRunner
 
 from api.commands import prior as prior_commands
-from tests.conftest import write_tone
+from tests.conftest import cli_app, write_tone
 
 TUNES = ("jig", "reel", "air")
 
@@ -59,9 +59,7 @@ def env(tmp_path: Path, settings_env: Callable[[dict[str, str]], None]) -> Path:
 
 @pytest.fixture
 def cli() -> typer.Typer:
-    app = typer.Typer()
-    prior_commands.register(app)
-    return app
+    return cli_app(prior_commands.register)
 
 
 def test_train_and_evaluate_a_prior(cli: typer.Typer, env: Path, tiny_catalog: Path,

@@ -14,6 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from api.commands import catalog
+from tests.conftest import cli_app
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,9 +30,7 @@ def cli_env(db_url: str, tmp_path: Path,
 
 @pytest.fixture
 def app() -> typer.Typer:
-    app = typer.Typer()
-    catalog.register(app)
-    return app
+    return cli_app(catalog.register)
 
 
 def test_ingest_and_stats(app: typer.Typer, cli_env: dict[str, str], tiny_audio_dir: Path) -> None:
