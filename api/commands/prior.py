@@ -277,7 +277,7 @@ def eval_prior_command(
 
     steering = {"generative": negative_steering(
                     es, enc.embed_text, [lambda q, n, g=g: g(q, "", n) for g in gens]),
-                "text (2q - neg)": negative_steering(es, enc.embed_text, text_neg)}
+                "text (2q - neg)": negative_steering(es, enc.embed_text, [text_neg])}
     cap_text = enc.embed_text(captions)
     gap = modality_gap(cap_text, es.audio, prior, gen_cfg, reg.predict)
     report = {"encoder_id": enc.id, "split": split, "tracks": len(rows), "config": gen_cfg,

@@ -242,14 +242,13 @@ def paraphrase_queries(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def negative_steering(es: EvalSet, embed_text: Callable[[list[str]], np.ndarray],
-                      rank_with_negative: Callable[[np.ndarray, np.ndarray | None], np.ndarray]
-                      | Sequence[Callable[[np.ndarray, np.ndarray | None], np.ndarray]],
+                      rankers: Sequence[Callable[[np.ndarray, np.ndarray | None], np.ndarray]],
                       ) -> dict[str, dict[str, float]]:
     """Share of top-10 tracks carrying the negated attribute, without and with the negative.
 
-    ``rank_with_negative`` may be several rankers (one per sampling seed): shares are averaged.
+    ``rankers``: ``rank(query, negative or None) -> row order``, one per sampling seed of a
+    stochastic method (one for a deterministic one); shares are averaged over them.
     """
-    rankers = [rank_with_negative] if callable(rank_with_negative) else list(rank_with_negative)
     out = {}
     for q, neg, field, values in NEGATIVE_QUERIES:
         has = attribute_relevance(es.rows, field, values)
