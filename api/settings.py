@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     api_key: str | None = Field(default=None, description="Key required for writes (and reads if keyed).")
     read_requires_key: bool = False
     server_torch_threads: int = Field(default=1, ge=1, le=256,
-                                      description="torch intra-op threads in `tunescope serve`.")
+                                      description="torch intra-op and BLAS threads per request in `tunescope serve`.")
     host: str = "127.0.0.1"
     port: int = 8000
 

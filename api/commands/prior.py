@@ -43,26 +43,32 @@ def _bar(label: str) -> Progress:
                     TimeRemainingColumn(), console=console)
 
 
-def _embedded(settings: Settings, catalog: Path | None, enc: Any, crop_s: float | None,
-              extra_captions: int) -> Any:
+def _embedded(settings: Settings, catalogs: list[Path | None], enc: Any, crop_s: float | None,
+              extra_captions: int) -> list[Any]:
+    """The catalogs embedded (``None``: the demo catalog), one EmbeddedCatalog each.
+
+    The catalog database's stored vectors are read once for all of them. Catalogs other than
+    the demo catalog (evaluation renders, extra renders) keep their own cache under
+    ``prior-data/<path digest>/``, so using them does not throw away the demo catalog's.
+    """
     from retrieval.prior.data import embed_catalog, stored_embeddings
 
     default = settings.home / "demo-catalog"
-    catalog = catalog or default
-    cache = settings.home / "prior-data"
-    if Path(catalog).resolve() != default.resolve():
-        # Another catalog (an evaluation render) keeps its own cache, so evaluating on it does
-        # not throw away the training catalog's embeddings.
-        cache = cache / hashlib.sha256(str(Path(catalog).resolve()).encode()).hexdigest()[:12]
     stored = {} if crop_s else stored_embeddings(settings.resolved_database_url, enc.id, enc.dim)
     if stored:
         console.print(f"reusing {len(stored):,} stored whole-track embeddings of {enc.id} from the catalog database")
-    with _bar("embedding catalog") as bar:
-        task = bar.add_task("embed", total=None, info="")
-        cat = embed_catalog(enc, catalog, cache, crop_s=crop_s or None,
-                            extra_captions=extra_captions, stored=stored,
-                            progress=lambda d, n: bar.update(task, completed=d, total=n))
-    return cat
+    out = []
+    for catalog in catalogs:
+        catalog = catalog or default
+        cache = settings.home / "prior-data"
+        if Path(catalog).resolve() != default.resolve():
+            cache = cache / hashlib.sha256(str(Path(catalog).resolve()).encode()).hexdigest()[:12]
+        with _bar(f"embedding {Path(catalog).name}") as bar:
+            task = bar.add_task("embed", total=None, info="")
+            out.append(embed_catalog(enc, catalog, cache, crop_s=crop_s or None,
+                                     extra_captions=extra_captions, stored=stored,
+                                     progress=lambda d, n, b=bar, t=task: b.update(t, completed=d, total=n)))
+    return out
 
 
 @contextmanager
@@ -113,7 +119,7 @@ def train_prior_command(
     enc = _encoder(settings)
     catalogs = list(catalog) or [settings.home / "demo-catalog"]
     with _domain_errors():
-        cats = [_embedded(settings, c, enc, crop_s, extra_captions) for c in catalogs]
+        cats = _embedded(settings, list(catalogs), enc, crop_s, extra_captions)
     train, val = concat_pairs(cats, "train", captions), concat_pairs(cats, "validation", captions)
     if not len(train):
         console.print("[red]error:[/red] the catalog has no train-split tracks with captions "
@@ -233,9 +239,10 @@ def eval_prior_command(
     train_catalogs: list[Path | None] = (list(train_catalog) or
                                          (carded if carded and all(c.is_dir() for c in carded) else [catalog]))
     with _domain_errors():
-        cat = _embedded(settings, catalog, enc, crop, extra)
-        train_cats = [cat if c == catalog else _embedded(settings, c, enc, crop, extra)
-                      for c in train_catalogs]
+        others = [c for c in train_catalogs if c != catalog]
+        cat, *embedded = _embedded(settings, [catalog, *others], enc, crop, extra)
+        by_path = dict(zip(others, embedded, strict=True))
+        train_cats = [cat if c == catalog else by_path[c] for c in train_catalogs]
     t0 = time.perf_counter()
     reg_train = concat_pairs(train_cats, "train", per_track)
     if not len(reg_train):
