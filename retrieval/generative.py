@@ -8,8 +8,10 @@ query's uncertainty (its *spread*, reported). The neighbours of the seeds, of th
 and of the mean form the candidate pool; the default ``adaptive`` fusion scores it by the query
 point for narrow requests and by the mean for broad ones (weighted by the spread), plus how
 close each candidate is to any seed, and maximal marginal relevance picks a page that covers
-the regions the seeds found. The older rules (reciprocal rank fusion over the seeds' lists,
-mean or max cosine to the seeds) remain selectable for comparison.
+the regions the seeds found. ``likelihood`` scores the same pool by the prior's own likelihood
+ratio (:meth:`PriorPipeline.log_ratio`), slower and measured no better on broad queries. The
+older rules (reciprocal rank fusion over the seeds' lists, mean or max cosine to the seeds)
+remain selectable for comparison.
 
 Everything is a function of arrays and two callables (``neighbours`` and ``vectors``), so the
 same ranking code runs against the search service (:func:`generative_search`), or against a
@@ -31,7 +33,7 @@ if TYPE_CHECKING:  # the prior pulls torch; the search service only SQLAlchemy +
     from retrieval.prior.pipeline import PriorPipeline
     from retrieval.search import SearchOptions, SearchService
 
-Fusion = Literal["adaptive", "rrf", "mean_sim", "max_sim"]
+Fusion = Literal["adaptive", "likelihood", "rrf", "mean_sim", "max_sim"]
 #: ``neighbours(queries [Q, dim], n) -> (ids [Q][<=n], scores [Q][<=n])``, best first.
 Neighbours = Callable[[np.ndarray, int], tuple[list[np.ndarray], list[np.ndarray]]]
 #: ``vectors(ids [n]) -> [n, dim]`` unit rows of catalog tracks.
@@ -49,7 +51,9 @@ class GenerativeConfig:
         steps: denoising steps (None: the prior's default).
         per_seed: neighbours fetched per seed (the fusion's candidate pool is their union).
         fusion: ``adaptive`` (the default, see :func:`adaptive_scores`): the query's own cosine
-            and the prior's conditional mean's, mixed by the seeds' spread; ``rrf`` (reciprocal
+            and the prior's conditional mean's, mixed by the seeds' spread; ``likelihood``: the
+            prior's likelihood ratio of each candidate given the query (``log p(c | q) -
+            log p(c)``, estimated from denoising errors); ``rrf`` (reciprocal
             rank fusion over the seeds' lists), ``mean_sim`` (mean cosine to the seeds) or
             ``max_sim`` (best cosine to any seed).
         rrf_k: the RRF constant (60 in Cormack et al.; small values trust the top ranks more).
@@ -70,6 +74,7 @@ class GenerativeConfig:
         mmr_window: each MMR pick is made among the best ``mmr_window`` remaining candidates
             by fused score, so novelty never pulls in a candidate from far down the list, and
             pages do not depend on how many are asked for.
+        likelihood_timesteps / likelihood_noises: the Monte Carlo grid of ``likelihood``.
         seed: the random seed of the first prior sample (seed ``i`` uses ``seed + i``).
     """
 
@@ -88,14 +93,19 @@ class GenerativeConfig:
     mmr_lambda: float | None = 0.6
     mmr_lambda_broad: float | None = None
     mmr_window: int = 10
+    likelihood_timesteps: int = 16
+    likelihood_noises: int = 2
     seed: int = 0
 
     def __post_init__(self) -> None:
         if not 1 <= self.seeds <= 64:
             raise RetrievalError(f"seeds must be between 1 and 64, got {self.seeds}")
-        if self.fusion not in ("adaptive", "rrf", "mean_sim", "max_sim"):
-            raise RetrievalError(f"unknown fusion {self.fusion!r}; use adaptive, rrf, mean_sim "
-                                 "or max_sim")
+        if self.fusion not in ("adaptive", "likelihood", "rrf", "mean_sim", "max_sim"):
+            raise RetrievalError(f"unknown fusion {self.fusion!r}; use adaptive, likelihood, "
+                                 "rrf, mean_sim or max_sim")
+        if not (1 <= self.likelihood_timesteps <= 100 and 1 <= self.likelihood_noises <= 16):
+            raise RetrievalError("likelihood_timesteps must be 1-100 and likelihood_noises 1-16, "
+                                 f"got {self.likelihood_timesteps}, {self.likelihood_noises}")
         if self.mmr_window < 1:
             raise RetrievalError(f"mmr_window must be at least 1, got {self.mmr_window}")
         if self.kde_tau <= 0:
@@ -246,7 +256,9 @@ def adaptive_scores(vecs: np.ndarray, seeds: np.ndarray, query: np.ndarray | Non
 
 def rank_candidates(seeds: np.ndarray, query: np.ndarray | None, neighbours: Neighbours,
                     vectors: Vectors, need: int, config: GenerativeConfig,
-                    mean: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    mean: np.ndarray | None = None,
+                    likelihood: Callable[[np.ndarray], np.ndarray] | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """The fused, diversified order of candidates for K seeds (and the plain query).
 
     Args:
@@ -257,8 +269,10 @@ def rank_candidates(seeds: np.ndarray, query: np.ndarray | None, neighbours: Nei
         vectors: see :data:`Vectors`.
         need: how many ids to return (offset + k of the page).
         config: fusion and diversity settings.
-        mean: the prior's conditional mean ``[dim]`` (``adaptive`` fusion; its neighbours
-            join the candidate pool).
+        mean: the prior's conditional mean ``[dim]`` (``adaptive`` and ``likelihood``
+            fusion; its neighbours join the candidate pool).
+        likelihood: ``likelihood`` fusion: candidate vectors ``[n, dim]`` -> scores ``[n]``
+            (:meth:`PriorPipeline.log_ratio` for the query's conditions).
 
     Returns:
         ``(ids [<=need], scores [<=need])``: scores are the fused scores over the best
@@ -267,17 +281,22 @@ def rank_candidates(seeds: np.ndarray, query: np.ndarray | None, neighbours: Nei
     points = [seeds]
     if query is not None:
         points.append(query[None, :])
-    if mean is not None and config.fusion == "adaptive":
+    if mean is not None and config.fusion in ("adaptive", "likelihood"):
         points.append(mean[None, :])
     queries = np.concatenate(points)
     n = max(config.per_seed, need)
     ids_l, _ = neighbours(queries.astype(np.float32), n)
     k = len(seeds)
     a = query_breadth(seeds, query, config)
-    if config.fusion == "adaptive":
+    if config.fusion in ("adaptive", "likelihood"):
         ids = np.unique(np.concatenate([np.asarray(x, np.int64) for x in ids_l]))
         vecs = vectors(ids) if len(ids) else np.zeros((0, seeds.shape[1]), np.float32)
-        s = adaptive_scores(vecs, seeds, query, mean, config, a)
+        if config.fusion == "adaptive":
+            s = adaptive_scores(vecs, seeds, query, mean, config, a)
+        elif likelihood is None:
+            raise RetrievalError("likelihood fusion needs the prior's likelihood scorer")
+        else:
+            s = likelihood(vecs).astype(np.float32)
         order = np.argsort(-s, kind="stable")
         ids, vecs, scores = ids[order], vecs[order], s[order]
     elif config.fusion == "rrf":
@@ -348,7 +367,14 @@ def generative_rank(prior: PriorPipeline, positives: np.ndarray, negatives: np.n
     w_neg = (prior.default_negative_guidance if config.negative_guidance is None
              else config.negative_guidance)
     query = steer_query(l2_normalize(pos.mean(0, keepdims=True))[0], negatives, w_neg)
-    ids, scores = rank_candidates(seeds, query, neighbours, vectors, need, config, mean)
+
+    def likelihood(vecs: np.ndarray) -> np.ndarray:
+        return prior.log_ratio(vecs, pos, negatives, negative_guidance=w_neg,
+                               timesteps=config.likelihood_timesteps,
+                               noises=config.likelihood_noises, seed=config.seed)
+
+    ids, scores = rank_candidates(seeds, query, neighbours, vectors, need, config, mean,
+                                  likelihood)
     return ids, scores, seeds
 
 

@@ -185,7 +185,7 @@ def eval_prior_command(
     seeds: int = typer.Option(8, "--seeds", min=1, max=64),
     guidance: float | None = typer.Option(None, "--guidance", help="Default: the prior's card."),
     negative_guidance: float | None = typer.Option(None, "--negative-guidance"),
-    fusion: str = typer.Option("adaptive", "--fusion", help="adaptive, rrf, mean_sim or max_sim."),
+    fusion: str = typer.Option("adaptive", "--fusion", help="adaptive, likelihood, rrf, mean_sim or max_sim."),
     mmr_lambda: float = typer.Option(_DEFAULT.mmr_lambda or 1.0, "--mmr", help="MMR lambda (1 = no diversity)."),
     mmr_broad: float | None = typer.Option(None, "--mmr-broad", min=0.0, max=1.0,
                                            help="adaptive: MMR lambda of a fully broad query."),
@@ -222,6 +222,12 @@ def eval_prior_command(
 
     if split not in SPLITS:
         raise typer.BadParameter(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    with _domain_errors():  # bad settings: one readable line, before any work
+        gen_cfg = GenerativeConfig(seeds=seeds, guidance=guidance, negative_guidance=negative_guidance,
+                                   fusion=fusion, mmr_lambda=None if mmr_lambda >= 1 else mmr_lambda,
+                                   mmr_lambda_broad=mmr_broad, mmr_window=mmr_window,
+                                   spread_center=spread_center,
+                                   kde_weight=kde_weight, query_weight=query_weight, steps=steps)
     settings = get_settings()
     enc = _encoder(settings)
     with _domain_errors():
@@ -257,11 +263,6 @@ def eval_prior_command(
         console.print(f"[red]error:[/red] the catalog has no {split}-split tracks to evaluate on")
         raise typer.Exit(2)
     es = EvalSet(cat.audio[rows], [cat.rows[i] for i in rows])
-    gen_cfg = GenerativeConfig(seeds=seeds, guidance=guidance, negative_guidance=negative_guidance,
-                               fusion=fusion, mmr_lambda=None if mmr_lambda >= 1 else mmr_lambda,
-                               mmr_lambda_broad=mmr_broad, mmr_window=mmr_window,
-                               spread_center=spread_center,
-                               kde_weight=kde_weight, query_weight=query_weight, steps=steps)
     spreads: list[float] = []
     # One generative ranker per sampling seed: a ranking from random seeds is judged by its
     # mean over draws, not by one draw (see average_results).

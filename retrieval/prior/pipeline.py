@@ -229,6 +229,89 @@ class PriorPipeline:
         assert mean is not None  # set at the first step (there is always at least one)
         return samples, l2_normalize(mean[None].numpy())[0]
 
+    @torch.inference_mode()
+    def log_ratio(self, candidates: np.ndarray, positives: np.ndarray,
+                  negatives: np.ndarray | None = None, *, negative_guidance: float | None = None,
+                  timesteps: int = 16, noises: int = 2, seed: int = 0) -> np.ndarray:
+        """How much the conditions help the prior denoise each candidate: a likelihood ratio.
+
+        The denoising error bounds ``-log p(x | c)`` (the diffusion ELBO), so the drop in error
+        from the unconditional to the conditional prediction estimates ``log p(x | c) - log
+        p(x)``: how much more likely the query makes a track than it was a priori, Bayes' rule
+        for "which tracks would this text describe" (the diffusion-classifier idea of Li et al.,
+        2023, used here to rank catalog tracks). Unlike the distance to one mean, it can score
+        several separate regions of a broad query high at once.
+
+        ``score(x) = mean over (t, eps) of ||x0_u(x_t) - x||^2 - ||x0_g(x_t) - x||^2`` in x0
+        units, where ``g`` is the guided combination of :meth:`sample` with positive weight 1
+        (the plain conditional) and ``negative_guidance`` for the negatives. Every candidate
+        sees the same timesteps and noises (common random numbers: the ranking compares
+        candidates, not noise draws), ``timesteps`` evenly spaced over the training schedule.
+
+        Measured (RESULTS.md): as a ranking rule it is as relevant as the better baseline on
+        caption and paraphrase queries but not on broad ones, and it costs ``candidates x
+        timesteps x noises x conditions`` network rows: opt-in (``fusion="likelihood"``).
+
+        Args:
+            candidates: unit audio embeddings ``[n, dim]``.
+            positives / negatives: unit conditions ``[P, dim]`` / ``[N, dim]`` (P >= 1).
+            timesteps / noises: the Monte Carlo grid (more: lower variance, slower).
+            seed: the noise draw (deterministic for a seed).
+
+        Returns:
+            float32 ``[n]``, higher = the conditions explain the candidate better.
+        """
+        if timesteps < 1 or noises < 1:
+            raise RetrievalError(f"timesteps and noises must be at least 1, got {timesteps}, "
+                                 f"{noises}")
+        pos = self._conditions(positives, "positives")
+        if not len(pos):
+            raise RetrievalError("log_ratio needs at least one positive condition")
+        neg = self._conditions(negatives, "negatives")
+        x0 = torch.from_numpy(np.asarray(candidates, np.float32).reshape(-1, self.dim))
+        x0 = x0 * self.config.scale
+        n, d = x0.shape
+        if n == 0:
+            return np.zeros(0, np.float32)
+        w_neg = self.default_negative_guidance if negative_guidance is None else float(
+            negative_guidance)
+        total = self.config.num_train_timesteps
+        ts = torch.linspace(0.03 * total, 0.97 * total, timesteps).round().long()
+        ac = self._alphas_cumprod[ts].float()  # [m]
+        gen = torch.Generator().manual_seed(seed)
+        eps = torch.randn(timesteps, noises, 1, d, generator=gen)  # shared by all candidates
+        x_t = (ac.sqrt()[:, None, None, None] * x0[None, None]
+               + (1 - ac).sqrt()[:, None, None, None] * eps).reshape(timesteps, noises * n, d)
+        cond = torch.cat([self.model.null_cond[None, :], pos, neg])  # [C, d]
+        c = len(cond)
+        cond_h, cond_e = self.model.condition(cond)
+        with _torch_threads(self.threads):
+            # Groups = (condition, timestep): [C * m, noises * n, d] in one forward pass.
+            out = self.model.denoise(x_t.repeat(c, 1, 1), ts.repeat(c).float(),
+                                     (cond_h.repeat_interleave(timesteps, 0),
+                                      cond_e.repeat_interleave(timesteps, 0)))
+        out = out.reshape(c, timesteps, noises * n, d)
+        x0_hat = self._x0_estimate_batch(out, x_t, ac)
+        u = x0_hat[0]
+        guided = u + (x0_hat[1:1 + len(pos)] - u).mean(0)
+        if len(neg):
+            guided = guided - w_neg * (x0_hat[1 + len(pos):] - u).mean(0)
+        target = x0.repeat(noises, 1)[None]  # [1, noises * n, d]
+        err_u = ((u - target) ** 2).sum(-1)
+        err_g = ((guided - target) ** 2).sum(-1)
+        return (err_u - err_g).reshape(timesteps * noises, n).mean(0).numpy().astype(np.float32)
+
+    def _x0_estimate_batch(self, out: torch.Tensor, x_t: torch.Tensor,
+                           ac: torch.Tensor) -> torch.Tensor:
+        """x0 estimates of outputs ``[C, m, B, d]`` at noisy inputs ``[m, B, d]``."""
+        kind = self.config.prediction_type
+        if kind == "sample":
+            return out
+        a = ac[None, :, None, None]
+        if kind == "v_prediction":
+            return a.sqrt() * x_t[None] - (1 - a).sqrt() * out
+        return (x_t[None] - (1 - a).sqrt() * out) / a.sqrt().clamp_min(1e-4)
+
     def _x0_estimate(self, out: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The clean-sample estimate behind a model output at step ``t`` (any prediction type)."""
         kind = self.config.prediction_type

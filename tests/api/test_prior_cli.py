@@ -103,10 +103,11 @@ def test_train_and_evaluate_a_prior(cli: typer.Typer, env: Path, tiny_catalog: P
     assert r.exit_code == 2 and "--train-catalog" in r.output
     r = runner.invoke(cli, ["eval-prior", "--catalog", str(render), "--prior", str(weights),
                             "--regression-steps", "10", "--seeds", "4", "--repeats", "1",
-                            "--out", str(report)])
+                            "--fusion", "likelihood", "--out", str(report)])
     assert r.exit_code == 0, r.output
     out = json.loads(report.read_text())
     assert out["tracks"] == 5 and out["catalog"] == str(render)
+    assert out["config"]["fusion"] == "likelihood"
     assert out["train_catalogs"] == [str(tiny_catalog.resolve())]
     # each catalog keeps its own embedding cache
     assert len(list((env / "prior-data").rglob("*.npz"))) == 2
@@ -116,6 +117,13 @@ def test_eval_prior_rejects_an_unknown_split(cli: typer.Typer, env: Path,
                                              tiny_catalog: Path) -> None:
     r = CliRunner().invoke(cli, ["eval-prior", "--catalog", str(tiny_catalog), "--split", "dev"])
     assert r.exit_code == 2 and "dev" in r.output and "validation" in r.output
+
+
+def test_eval_prior_rejects_an_unknown_fusion_before_any_work(cli: typer.Typer, env: Path,
+                                                             tiny_catalog: Path) -> None:
+    r = CliRunner().invoke(cli, ["eval-prior", "--catalog", str(tiny_catalog), "--fusion", "best"])
+    assert r.exit_code == 2 and "'best'" in r.output and "likelihood" in r.output
+    assert not (env / "prior-data").exists()  # nothing was embedded
 
 
 def test_train_prior_without_a_catalog_says_how_to_make_one(cli: typer.Typer, env: Path,

@@ -13,10 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from index.ingest import ingest
 from index.store import AudioStore
 from retrieval.embedding import make_embedding_stage
+from retrieval.errors import RetrievalError
 from retrieval.generative import (
     GenerativeConfig,
     adaptive_scores,
     breadth_weight,
+    generative_rank,
     matrix_backend,
     mmr,
     rank_candidates,
@@ -162,6 +164,43 @@ def test_mean_without_a_head_is_the_first_step_estimate(clusters: dict[str, np.n
 
 
 # ---------------------------------------------------------------------------------- ranking
+
+def test_log_ratio_prefers_the_conditions_cluster(with_head: PriorPipeline,
+                                                  clusters: dict[str, np.ndarray]) -> None:
+    audio, centres = clusters["audio"][:60], clusters["centres"]
+    in_a = audio @ centres[0] > audio @ centres[1]
+    ca, cb = clusters["conds"]
+    r = with_head.log_ratio(audio, ca, timesteps=8, noises=2, seed=3)
+    assert r.shape == (60,) and r.dtype == np.float32
+    assert r[in_a].min() > r[~in_a].max()  # every track of the query's cluster ranks first
+    np.testing.assert_array_equal(r, with_head.log_ratio(audio, ca, timesteps=8, noises=2,
+                                                         seed=3))  # deterministic per seed
+    # Both clusters asked for, one negated: the negated cluster scores below the other.
+    steered = with_head.log_ratio(audio, np.stack([ca, cb]), cb, negative_guidance=1.0,
+                                  timesteps=8, noises=2)
+    assert steered[in_a].mean() > steered[~in_a].mean()
+    assert with_head.log_ratio(np.zeros((0, DIM), np.float32), ca).shape == (0,)
+    with pytest.raises(RetrievalError, match="positive"):
+        with_head.log_ratio(audio, np.zeros((0, DIM), np.float32))
+    with pytest.raises(RetrievalError, match="at least 1"):
+        with_head.log_ratio(audio, ca, noises=0)
+
+
+def test_likelihood_fusion_ranks_the_asked_for_cluster(with_head: PriorPipeline,
+                                                       clusters: dict[str, np.ndarray]) -> None:
+    audio, a = clusters["audio"][:200], clusters["centres"][0]
+    neighbours, vectors = matrix_backend(audio, np.arange(500, 700))
+    cfg = GenerativeConfig(fusion="likelihood", per_seed=40, likelihood_timesteps=8,
+                           likelihood_noises=1)
+    ids, scores, seeds = generative_rank(with_head, clusters["conds"][0], None, neighbours,
+                                         vectors, 10, cfg)
+    assert len(set(ids.tolist())) == 10 and seeds.shape == (8, DIM)
+    assert np.mean(vectors(ids) @ a > 0.5) >= 0.9
+    with pytest.raises(RetrievalError, match="likelihood"):
+        rank_candidates(seeds, None, neighbours, vectors, 10, cfg)  # no scorer given
+    with pytest.raises(RetrievalError, match="likelihood_noises"):
+        GenerativeConfig(likelihood_noises=0)
+
 
 def test_breadth_weight_and_adaptive_scores_follow_the_spread() -> None:
     assert breadth_weight(0.0, 0.4, 10) < 0.05 < 0.95 < breadth_weight(0.8, 0.4, 10)
