@@ -1,4 +1,5 @@
-"""Diffusion prior latency: sampling K = 1, 8, 32 seeds, and generative vs. plain search.
+"""Diffusion prior latency: sampling K = 1, 8, 32 seeds, and generative (adaptive and likelihood
+fusion) vs. plain search.
 
 ``python -m benchmarks.bench_prior [--repeats N] [--threads T]``
 
@@ -136,8 +137,14 @@ def _search_bench(enc, prior, audio: np.ndarray, repeats: int) -> dict[str, obje
             generative_search(service, prior, [QUERIES[next(qi) % len(QUERIES)]], ["fiddle"],
                               options=SearchOptions(k=10), config=GenerativeConfig(seeds=8))
 
+        def gen_lik(service: SearchService = service) -> None:
+            generative_search(service, prior, [QUERIES[next(qi) % len(QUERIES)]],
+                              options=SearchOptions(k=10),
+                              config=GenerativeConfig(seeds=8, fusion="likelihood"))
+
         for name, fn in (("plain text search", plain), ("plain + MMR", plain_mmr),
-                         ("generative K=8", gen), ("generative K=8 +negative", gen_neg)):
+                         ("generative K=8", gen), ("generative K=8 +negative", gen_neg),
+                         ("generative K=8 likelihood", gen_lik)):
             r = _time(fn, repeats)
             out[f"{name} ({label})"] = r
             print(f"  {name:26s} {label:13s} wall {r['wall_ms_median']:7.2f} ms (p90 "
