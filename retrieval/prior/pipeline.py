@@ -206,15 +206,9 @@ class PriorPipeline:
                 x_t = sched.scale_model_input(x, t)  # variance-preserving x_t for any sampler
                 x_in = x_t[None].expand(groups, k, d)
                 out = self.model.denoise(x_in, t.to(torch.float32), cond_cache)  # [G, K, d]
-                guided = out[0]
-                if len(pos):
-                    guided = guided + w * torch.einsum("p,pkd->kd", a, out[1:1 + len(pos)]
-                                                       - out[0])
-                if len(neg):
-                    guided = guided - w_neg * torch.einsum("n,nkd->kd", b, out[1 + len(pos):]
-                                                           - out[0])
+                guided = _guide(out, a, b, w, w_neg)
                 if return_mean and mean is None and self.model.mean_net is None:
-                    mean = self._x0_estimate(guided, x_t, t).mean(0)
+                    mean = self._x0_estimate(guided, x_t, self._alphas_cumprod[int(t)]).mean(0)
                 x = sched.step(guided, t, x).prev_sample
         samples = l2_normalize((x / self.config.scale).numpy())
         if not return_mean:
@@ -291,33 +285,21 @@ class PriorPipeline:
                                      (cond_h.repeat_interleave(timesteps, 0),
                                       cond_e.repeat_interleave(timesteps, 0)))
         out = out.reshape(c, timesteps, noises * n, d)
-        x0_hat = self._x0_estimate_batch(out, x_t, ac)
+        x0_hat = self._x0_estimate(out, x_t[None], ac[None, :, None, None])
         u = x0_hat[0]
-        guided = u + (x0_hat[1:1 + len(pos)] - u).mean(0)
-        if len(neg):
-            guided = guided - w_neg * (x0_hat[1 + len(pos):] - u).mean(0)
+        guided = _guide(x0_hat, _weights(None, len(pos), ""), _weights(None, len(neg), ""), 1.0,
+                        w_neg)
         target = x0.repeat(noises, 1)[None]  # [1, noises * n, d]
         err_u = ((u - target) ** 2).sum(-1)
         err_g = ((guided - target) ** 2).sum(-1)
         return (err_u - err_g).reshape(timesteps * noises, n).mean(0).numpy().astype(np.float32)
 
-    def _x0_estimate_batch(self, out: torch.Tensor, x_t: torch.Tensor,
-                           ac: torch.Tensor) -> torch.Tensor:
-        """x0 estimates of outputs ``[C, m, B, d]`` at noisy inputs ``[m, B, d]``."""
+    def _x0_estimate(self, out: torch.Tensor, x: torch.Tensor, ac: torch.Tensor) -> torch.Tensor:
+        """The clean-sample estimate behind model outputs at noisy inputs ``x`` (any prediction
+        type); ``ac``: the cumulative alpha of their timestep(s), broadcastable to ``out``."""
         kind = self.config.prediction_type
         if kind == "sample":
             return out
-        a = ac[None, :, None, None]
-        if kind == "v_prediction":
-            return a.sqrt() * x_t[None] - (1 - a).sqrt() * out
-        return (x_t[None] - (1 - a).sqrt() * out) / a.sqrt().clamp_min(1e-4)
-
-    def _x0_estimate(self, out: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The clean-sample estimate behind a model output at step ``t`` (any prediction type)."""
-        kind = self.config.prediction_type
-        if kind == "sample":
-            return out
-        ac = self._alphas_cumprod[int(t)]
         if kind == "v_prediction":
             return ac.sqrt() * x - (1 - ac).sqrt() * out
         return (x - (1 - ac).sqrt() * out) / ac.sqrt().clamp_min(1e-4)  # epsilon
@@ -344,6 +326,19 @@ def _torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _guide(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, w: float,
+           w_neg: float) -> torch.Tensor:
+    """Guidance over condition groups ``out [1 + P + N, ...]`` (null, positives, negatives):
+    ``u + w sum_i a_i (pos_i - u) - w_neg sum_j b_j (neg_j - u)``."""
+    u, pos, neg = out[0], out[1:1 + len(a)], out[1 + len(a):]
+    guided = u
+    if len(a):
+        guided = guided + w * torch.tensordot(a, pos - u, dims=1)
+    if len(b):
+        guided = guided - w_neg * torch.tensordot(b, neg - u, dims=1)
+    return guided
 
 
 def _weights(w: Sequence[float] | None, n: int, what: str) -> torch.Tensor:
