@@ -314,7 +314,8 @@ def _print_report(report: dict[str, Any]) -> None:
                           ("paraphrases", ("R@10", "nDCG@10", "ILD")),
                           ("attributes", ("nDCG@10", "P@10", "ILD", "distinct_tune_type",
                                           "distinct_ensemble")),
-                          ("broad", ("nDCG@10", "P@10", "ILD", "facet_coverage",
+                          ("broad", ("nDCG@10", "nDCG@10 first 20", "P@10", "ILD", "facet_coverage",
+                                     "facet_coverage first 20",
                                      "distinct_collection", "distinct_tune_type",
                                      "distinct_ensemble"))):
         for m in metrics:

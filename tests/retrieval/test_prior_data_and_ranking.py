@@ -3,6 +3,7 @@ the adaptive generative ranking."""
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -339,3 +340,33 @@ def test_average_results_is_the_mean_over_sampling_seeds() -> None:
     assert avg["spread"]["captions ILD"] == pytest.approx(0.0)
     with pytest.raises(ValueError):
         average_results([])
+
+
+def test_broad_figures_of_the_original_twenty_queries_are_kept_apart() -> None:
+    """The forty added broad queries join the mean; "first 20" stays the original set's."""
+    from retrieval.prior.evaluation import BROAD_QUERIES, EvalSet, evaluate
+
+    assert len(BROAD_QUERIES) == 60 and len({q for q, *_ in BROAD_QUERIES}) == 60
+    # Irish rows answer "Irish music" (original) and "music from Ireland" (added); German
+    # rows answer "German music" (added) only.
+    rows = [{"piece_id": f"p{i}", "captions": [f"tune {i}"], "tradition": "Irish" if i < 4 else "Baroque",
+             "region": "Ireland" if i < 4 else "Germany", "tune_type": "jig" if i % 2 else "reel"}
+            for i in range(8)]
+    rng = np.random.default_rng(0)
+    es = EvalSet(_unit(rng.normal(size=(8, DIM))), rows)
+
+    def embed_text(texts: list[str]) -> np.ndarray:
+        return _unit(np.stack([np.random.default_rng(zlib.crc32(t.encode())).normal(size=DIM)
+                                  for t in texts]))
+
+    # a ranker that always lists the German rows first: perfect for "German music", worst for
+    # the Irish queries
+    order = np.array([4, 5, 6, 7, 0, 1, 2, 3])
+    res = evaluate(es, embed_text, {"fixed": lambda q, t: order}, [r["captions"][0] for r in rows])["fixed"]
+    asked = set(res["broad_per_query"])
+    assert {"Irish music", "music from Ireland", "German music"} <= asked
+    per_query = dict(zip(res["broad_per_query"], res["per_query"]["broad"]["nDCG@10"], strict=True))
+    assert per_query["German music"] == pytest.approx(1.0) and per_query["Irish music"] < 1.0
+    first = [v for q, v in per_query.items() if q in {q for q, *_ in BROAD_QUERIES[:20]}]
+    assert res["broad"]["nDCG@10 first 20"] == pytest.approx(np.mean(first))
+    assert res["broad"]["nDCG@10 first 20"] < res["broad"]["nDCG@10"]
