@@ -194,6 +194,10 @@ def eval_prior_command(
     spread_center: float = typer.Option(_DEFAULT.spread_center, "--spread-center",
                                         help="adaptive: seed spread at which text and mean weigh the same."),
     kde_weight: float = typer.Option(_DEFAULT.kde_weight, "--kde-weight", help="adaptive: weight of the seed KDE."),
+    combine: str = typer.Option(_DEFAULT.combine, "--combine",
+                                help="adaptive: mix the scores as z-scores (z) or as reciprocal ranks (rank)."),
+    rrf_k: float = typer.Option(_DEFAULT.rrf_k, "--rrf-k", min=0.0,
+                                help="The reciprocal-rank constant (rrf fusion, --combine rank)."),
     query_weight: float = typer.Option(1.0, "--query-weight", help="rrf/mean_sim: weight of the query's own list."),
     steps: int | None = typer.Option(None, "--steps", help="Denoising steps (default: card)."),
     prior_path: Path | None = typer.Option(None, "--prior", help="Prior weights (default: per encoder)."),
@@ -227,7 +231,8 @@ def eval_prior_command(
                                    fusion=fusion, mmr_lambda=None if mmr_lambda >= 1 else mmr_lambda,
                                    mmr_lambda_broad=mmr_broad, mmr_window=mmr_window,
                                    spread_center=spread_center,
-                                   kde_weight=kde_weight, query_weight=query_weight, steps=steps)
+                                   kde_weight=kde_weight, query_weight=query_weight, steps=steps,
+                                   combine=combine, rrf_k=rrf_k)
     settings = get_settings()
     enc = _encoder(settings)
     with _domain_errors():

@@ -213,6 +213,15 @@ def test_breadth_weight_and_adaptive_scores_follow_the_spread() -> None:
     broad = np.stack([e[4], e[5], e[6], e[7]])  # orthogonal seeds: spread 1
     assert int(np.argmax(adaptive_scores(vecs, narrow, query, mean, cfg))) == 0  # the text
     assert int(np.argmax(adaptive_scores(vecs, broad, query, mean, cfg))) == 1  # the mean
+    # reciprocal ranks instead of z-scores: the same routing, and a score that depends on the
+    # order of each term only (rank 1 of the text = 1/(k+1))
+    rank = GenerativeConfig(combine="rank", rrf_k=10, kde_weight=0.0)
+    assert int(np.argmax(adaptive_scores(vecs, narrow, query, mean, rank))) == 0
+    assert int(np.argmax(adaptive_scores(vecs, broad, query, mean, rank))) == 1
+    text_only = adaptive_scores(vecs, narrow, query, mean, rank, breadth=0.0)
+    np.testing.assert_allclose(sorted(text_only, reverse=True), [1 / 11, 1 / 12, 1 / 13, 1 / 14], rtol=1e-6)
+    with pytest.raises(RetrievalError, match="combine"):
+        GenerativeConfig(combine="max")  # type: ignore[arg-type]
 
 
 def test_steer_query_is_2q_minus_neg_for_weight_1() -> None:
