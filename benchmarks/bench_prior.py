@@ -133,6 +133,10 @@ def _search_bench(enc, prior, audio: np.ndarray, repeats: int) -> dict[str, obje
             generative_search(service, prior, [QUERIES[next(qi) % len(QUERIES)]],
                               options=SearchOptions(k=10), config=GenerativeConfig(seeds=8))
 
+        def gen_z(service: SearchService = service) -> None:
+            generative_search(service, prior, [QUERIES[next(qi) % len(QUERIES)]],
+                              options=SearchOptions(k=10), config=GenerativeConfig(seeds=8, combine="z"))
+
         def gen_neg(service: SearchService = service) -> None:
             generative_search(service, prior, [QUERIES[next(qi) % len(QUERIES)]], ["fiddle"],
                               options=SearchOptions(k=10), config=GenerativeConfig(seeds=8))
@@ -143,7 +147,8 @@ def _search_bench(enc, prior, audio: np.ndarray, repeats: int) -> dict[str, obje
                               config=GenerativeConfig(seeds=8, fusion="likelihood"))
 
         for name, fn in (("plain text search", plain), ("plain + MMR", plain_mmr),
-                         ("generative K=8", gen), ("generative K=8 +negative", gen_neg),
+                         ("generative K=8", gen), ("generative K=8 z-scores", gen_z),
+                         ("generative K=8 +negative", gen_neg),
                          ("generative K=8 likelihood", gen_lik)):
             r = _time(fn, repeats)
             out[f"{name} ({label})"] = r
