@@ -123,6 +123,8 @@ class GenerativeConfig:
                                  f"got {self.likelihood_timesteps}, {self.likelihood_noises}")
         if self.combine not in ("z", "rank"):
             raise RetrievalError(f"unknown combine {self.combine!r}; use z or rank")
+        if self.rrf_k < 0:
+            raise RetrievalError(f"rrf_k must be at least 0, got {self.rrf_k}")
         if self.mmr_window < 1:
             raise RetrievalError(f"mmr_window must be at least 1, got {self.mmr_window}")
         if self.kde_tau <= 0:

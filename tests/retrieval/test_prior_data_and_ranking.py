@@ -222,6 +222,8 @@ def test_breadth_weight_and_adaptive_scores_follow_the_spread() -> None:
     np.testing.assert_allclose(sorted(text_only, reverse=True), [1 / 11, 1 / 12, 1 / 13, 1 / 14], rtol=1e-6)
     with pytest.raises(RetrievalError, match="combine"):
         GenerativeConfig(combine="max")  # type: ignore[arg-type]
+    with pytest.raises(RetrievalError, match="rrf_k"):
+        GenerativeConfig(rrf_k=-1)  # 1 / (k + rank) would divide by zero at rank 1
 
 
 def test_steer_query_is_2q_minus_neg_for_weight_1() -> None:
