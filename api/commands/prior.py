@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -206,10 +207,19 @@ def eval_prior_command(
                                 help="Generative runs with different sampling seeds; figures are their mean."),
     sample_seed: int = typer.Option(0, "--sample-seed", help="Sampling seed of the first run (run r: + 1000 r)."),
     out: Path | None = typer.Option(None, "--out", help="Write the full results as JSON here."),
+    sweep: list[str] = typer.Option([], "--sweep", help="KEY=V1,V2,...: evaluate every combination of these "
+                                    "generative settings (repeatable; e.g. --sweep combine=z,rank --sweep "
+                                    "mmr_lambda=0.8,0.9) and pick one by the rule that chose the defaults. Run "
+                                    "it on --split validation."),
 ) -> None:
-    """Generative retrieval vs. direct text retrieval vs. a regression MLP, on one split."""
+    """Generative retrieval vs. direct text retrieval vs. a regression MLP, on one split.
+
+    With --sweep: a table of generative settings against the same baselines, and the one the
+    selection rule picks (how the defaults of GenerativeConfig were chosen).
+    """
     import numpy as np
 
+    from retrieval.errors import RetrievalError
     from retrieval.prior import prior_weights_path
     from retrieval.prior.data import SPLITS, concat_pairs
     from retrieval.prior.evaluation import (
@@ -220,6 +230,7 @@ def eval_prior_command(
         modality_gap,
         negative_steering,
         paired_differences,
+        parse_sweep,
     )
     from retrieval.prior.pipeline import PriorPipeline
     from retrieval.prior.training import TrainConfig, train_regression
@@ -233,6 +244,12 @@ def eval_prior_command(
                                    spread_center=spread_center,
                                    kde_weight=kde_weight, query_weight=query_weight, steps=steps,
                                    combine=combine, rrf_k=rrf_k)
+        try:
+            overrides = parse_sweep(sweep)
+        except ValueError as e:
+            raise RetrievalError(str(e)) from None
+        sweep_cfgs = {", ".join(f"{k}={v}" for k, v in o.items()): replace(gen_cfg, **o)
+                      for o in overrides} if sweep else {}
     settings = get_settings()
     enc = _encoder(settings)
     with _domain_errors():
@@ -268,6 +285,9 @@ def eval_prior_command(
         console.print(f"[red]error:[/red] the catalog has no {split}-split tracks to evaluate on")
         raise typer.Exit(2)
     es = EvalSet(cat.audio[rows], [cat.rows[i] for i in rows])
+    if sweep_cfgs:
+        _sweep(es, enc, prior, reg, sweep_cfgs, repeats, sample_seed, split, out)
+        return
     spreads: list[float] = []
     # One generative ranker per sampling seed: a ranking from random seeds is judged by its
     # mean over draws, not by one draw (see average_results).
@@ -304,6 +324,72 @@ def eval_prior_command(
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1, default=lambda o: getattr(o, "__dict__", str(o))))
+        console.print(f"wrote {out}")
+
+
+def _sweep(es: Any, enc: Any, prior: Any, reg: Any, configs: dict[str, GenerativeConfig], repeats: int,
+           sample_seed: int, split: str, out: Path | None) -> None:
+    """Every swept setting against the baselines on one split; the selection rule's pick."""
+    import numpy as np
+
+    from retrieval.prior.evaluation import (
+        MemoPrior,
+        average_results,
+        evaluate,
+        generative_ranker,
+        select_setting,
+    )
+
+    memo, seen = MemoPrior(prior), {}
+
+    def embed_text(texts: list[str]) -> np.ndarray:  # the same query sets for every setting
+        key = tuple(texts)
+        if key not in seen:
+            seen[key] = enc.embed_text(texts)
+        return seen[key]
+
+    def by_vector(v: np.ndarray) -> np.ndarray:
+        return np.argsort(-(es.audio @ v), kind="stable")
+
+    captions = [r["captions"][0] for r in es.rows]
+    base = evaluate(es, embed_text, {"text": lambda q, _t: by_vector(q),
+                                     "regression": lambda q, _t: by_vector(reg.predict(q[None, :])[0])},
+                    captions)
+    found: dict[str, Any] = {}
+    with _bar("sweep") as bar:
+        task = bar.add_task("sweep", total=len(configs), info="")
+        for label, cfg in configs.items():
+            gens = {f"g{r}": generative_ranker(memo, es, replace(cfg, seed=sample_seed + 1000 * r))
+                    for r in range(repeats)}
+            found[label] = average_results(list(evaluate(es, embed_text, gens, captions).values()))
+            bar.update(task, advance=1, info=label)
+    winner, rows = select_setting(found, base["text"], base["regression"])
+    table = Table(title=f"sweep on {split} ({len(es.rows)} tracks, generative = mean of {repeats} sampling seeds): "
+                        "nDCG@10 minus the better baseline per query set, the worst of them, broad diversity")
+    cols = ["gap captions", "gap paraphrases", "gap attributes", "gap broad", "worst gap", "broad ILD",
+            "broad facet_coverage"]
+    table.box, table.pad_edge, table.collapse_padding = box.SIMPLE_HEAD, False, True  # fits 80 columns
+    table.add_column("setting", min_width=18, overflow="fold")
+    for c in ["capt.", "para.", "attr.", "broad", "worst", "ILD", "cov.", "ok"]:
+        table.add_column(c, justify="right", width=3 if c == "ok" else 6, no_wrap=True)
+    for r in rows:
+        table.add_row(r["setting"].replace(", ", "\n"), *("-" if r.get(c) is None else f"{r[c]:+.3f}" if "gap" in c else f"{r[c]:.3f}"
+                                      for c in cols), "yes" if r["passes"] else "no")
+    Console().print(table)
+    t, g = base["text"]["broad"], base["regression"]["broad"]
+    Console().print("ILD / cov.: broad-query intra-list diversity / facet coverage; ok: passes the diversity "
+                    "condition. "
+                    f"Baselines: broad ILD text {t['ILD']:.3f} / regression {g['ILD']:.3f}, facet coverage "
+                    f"{t['facet_coverage']:.3f} / {g['facet_coverage']:.3f}. Rule: among settings more diverse "
+                    "than the regression and covering more facets than both, the smallest worst gap.")
+    Console().print(f"selected: {winner}" if winner else
+                    "selected: none (no setting passes the diversity condition)")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"split": split, "tracks": len(es.rows), "repeats": repeats, "selected": winner,
+                                   "rows": rows, "baselines": {k: {q: v[q] for q in ("captions", "paraphrases",
+                                                                                    "attributes", "broad")}
+                                                               for k, v in base.items()}}, indent=1))
         console.print(f"wrote {out}")
 
 

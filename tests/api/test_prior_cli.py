@@ -108,6 +108,23 @@ def test_train_and_evaluate_a_prior(cli: typer.Typer, env: Path, tiny_catalog: P
     out = json.loads(report.read_text())
     assert out["tracks"] == 5 and out["catalog"] == str(render)
     assert out["config"]["fusion"] == "likelihood"
+
+    # A sweep: every combination against the same baselines, and the selection rule's pick.
+    r = runner.invoke(cli, ["eval-prior", "--catalog", str(tiny_catalog), "--prior", str(weights),
+                            "--split", "test", "--regression-steps", "10", "--seeds", "4", "--repeats", "2",
+                            "--sweep", "combine=z,rank", "--sweep", "mmr_lambda=0.8,none", "--out", str(report)])
+    assert r.exit_code == 0, r.output
+    swept = json.loads(report.read_text())
+    assert sorted(row["setting"] for row in swept["rows"]) == [
+        "combine=rank, mmr_lambda=0.8", "combine=rank, mmr_lambda=None",
+        "combine=z, mmr_lambda=0.8", "combine=z, mmr_lambda=None"]
+    assert swept["repeats"] == 2 and "selected:" in r.output
+    passing = [row for row in swept["rows"] if row["passes"]]
+    assert swept["selected"] == (passing[0]["setting"] if passing else None)
+    for bad in ("mmr_lambda", "combine=max", "colour=red", "kde_weight=a"):
+        r = runner.invoke(cli, ["eval-prior", "--catalog", str(tiny_catalog), "--prior", str(weights),
+                                "--sweep", bad])
+        assert r.exit_code == 2 and "error" in r.output, (bad, r.output)
     assert out["train_catalogs"] == [str(tiny_catalog.resolve())]
     # each catalog keeps its own embedding cache
     assert len(list((env / "prior-data").rglob("*.npz"))) == 2

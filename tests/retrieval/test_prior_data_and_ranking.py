@@ -381,3 +381,45 @@ def test_broad_figures_of_the_original_twenty_queries_are_kept_apart() -> None:
     first = [v for q, v in per_query.items() if q in {q for q, *_ in BROAD_QUERIES[:20]}]
     assert res["broad"]["nDCG@10 first 20"] == pytest.approx(np.mean(first))
     assert res["broad"]["nDCG@10 first 20"] < res["broad"]["nDCG@10"]
+
+
+def test_selection_rule_and_sweep_parsing() -> None:
+    from retrieval.prior.evaluation import MemoPrior, parse_sweep, select_setting
+
+    def res(c: float, b: float, ild: float, cov: float) -> dict:
+        return {"captions": {"nDCG@10": c}, "paraphrases": {"nDCG@10": 0.1}, "attributes": {"nDCG@10": 0.8},
+                "broad": {"nDCG@10": b, "ILD": ild, "facet_coverage": cov}}
+
+    text, reg = res(0.5, 0.6, 0.45, 0.40), res(0.4, 0.7, 0.35, 0.42)
+    found = {"relevant but dull": res(0.5, 0.7, 0.30, 0.50),  # not more diverse than the regression
+             "diverse": res(0.49, 0.68, 0.40, 0.45),  # worst gap -0.02 (broad)
+             "more diverse, less relevant": res(0.45, 0.69, 0.44, 0.48)}  # worst gap -0.05 (captions)
+    winner, rows = select_setting(found, text, reg)
+    assert winner == "diverse"
+    assert [r["setting"] for r in rows] == ["diverse", "more diverse, less relevant", "relevant but dull"]
+    assert rows[0]["worst gap"] == pytest.approx(-0.02) and rows[-1]["passes"] is False
+    assert select_setting({"dull": found["relevant but dull"]}, text, reg)[0] is None
+
+    combos = parse_sweep(["combine=z,rank", "mmr-lambda=0.8,none"])
+    assert combos == [{"combine": "z", "mmr_lambda": 0.8}, {"combine": "z", "mmr_lambda": None},
+                      {"combine": "rank", "mmr_lambda": 0.8}, {"combine": "rank", "mmr_lambda": None}]
+    for bad in ("mmr_lambda", "colour=red", "kde_weight=", "kde_weight=x"):
+        with pytest.raises(ValueError):
+            parse_sweep([bad])
+    with pytest.raises(ValueError, match="twice"):
+        parse_sweep(["seeds=4", "seeds=8"])
+
+    class Counting:
+        dim = DIM
+        calls = 0
+
+        def sample(self, positives, negatives=None, **kw):  # noqa: ANN001, ANN003, ANN201
+            Counting.calls += 1
+            return np.full((kw["num_samples"], DIM), float(kw["seed"]), np.float32)
+
+    memo = MemoPrior(Counting())
+    q = _unit(np.ones((1, DIM)))
+    a = memo.sample(q, None, num_samples=2, seed=0)
+    assert memo.sample(q.copy(), None, num_samples=2, seed=0) is a and Counting.calls == 1
+    assert memo.sample(q, None, num_samples=2, seed=1)[0, 0] == 1.0 and Counting.calls == 2
+    assert memo.dim == DIM  # everything else is the wrapped prior's
