@@ -373,8 +373,8 @@ def _sweep(es: Any, enc: Any, prior: Any, reg: Any, configs: dict[str, Generativ
     for c in ["capt.", "para.", "attr.", "broad", "worst", "ILD", "cov.", "ok"]:
         table.add_column(c, justify="right", width=3 if c == "ok" else 6, no_wrap=True)
     for r in rows:
-        table.add_row(r["setting"].replace(", ", "\n"), *("-" if r.get(c) is None else f"{r[c]:+.3f}" if "gap" in c else f"{r[c]:.3f}"
-                                      for c in cols), "yes" if r["passes"] else "no")
+        cells = ("-" if r.get(c) is None else f"{r[c]:+.3f}" if "gap" in c else f"{r[c]:.3f}" for c in cols)
+        table.add_row(r["setting"].replace(", ", "\n"), *cells, "yes" if r["passes"] else "no")
     Console().print(table)
     t, g = base["text"]["broad"], base["regression"]["broad"]
     Console().print("ILD / cov.: broad-query intra-list diversity / facet coverage; ok: passes the diversity "
