@@ -86,8 +86,8 @@ class GenerativeConfig:
     settings (96 z-score, 48 rank), each the mean of 3 sampling draws, by a rule fixed in
     advance: the one closest to the better baseline's nDCG@10 on every query set among those
     whose broad-query pages are more diverse than the regression baseline's and cover more
-    facets than either baseline; then checked on the test split and on a render with an
-    unseen soundfont (RESULTS.md). Why ranks: the text and mean cosines are differently
+    facets than either baseline (``tunescope eval-prior --sweep``, which applies that rule);
+    then checked on the test split and on a render with an unseen soundfont (RESULTS.md). Why ranks: the text and mean cosines are differently
     shaped (a flat text list on a broad query, a peaked one on a caption), and a z-score
     lets a few outlying cosines decide; a reciprocal rank counts only the order.
     """
