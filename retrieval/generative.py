@@ -87,9 +87,10 @@ class GenerativeConfig:
     advance: the one closest to the better baseline's nDCG@10 on every query set among those
     whose broad-query pages are more diverse than the regression baseline's and cover more
     facets than either baseline (``tunescope eval-prior --sweep``, which applies that rule);
-    then checked on the test split and on a render with an unseen soundfont (RESULTS.md). Why ranks: the text and mean cosines are differently
-    shaped (a flat text list on a broad query, a peaked one on a caption), and a z-score
-    lets a few outlying cosines decide; a reciprocal rank counts only the order.
+    then checked on the test split and on a render with an unseen soundfont (RESULTS.md).
+    Why ranks: the text and mean cosines are differently shaped (a flat text list on a broad
+    query, a peaked one on a caption), and a z-score lets a few outlying cosines decide; a
+    reciprocal rank counts only the order.
     """
 
     seeds: int = 8
