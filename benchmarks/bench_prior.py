@@ -129,22 +129,17 @@ def _search_bench(enc, prior, audio: np.ndarray, repeats: int) -> dict[str, obje
             service.search_text(QUERIES[next(qi) % len(QUERIES)],
                                 SearchOptions(k=10, mmr_lambda=0.8))
 
-        def gen(service: SearchService = service) -> None:
-            generative_search(service, prior, [QUERIES[next(qi) % len(QUERIES)]],
-                              options=SearchOptions(k=10), config=GenerativeConfig(seeds=8))
+        def gen_with(config: GenerativeConfig, negatives: tuple[str, ...] = (),
+                     service: SearchService = service):  # noqa: ANN202 - a timed callable
+            def run() -> None:
+                generative_search(service, prior, [QUERIES[next(qi) % len(QUERIES)]], negatives,
+                                  options=SearchOptions(k=10), config=config)
+            return run
 
-        def gen_z(service: SearchService = service) -> None:
-            generative_search(service, prior, [QUERIES[next(qi) % len(QUERIES)]],
-                              options=SearchOptions(k=10), config=GenerativeConfig(seeds=8, combine="z"))
-
-        def gen_neg(service: SearchService = service) -> None:
-            generative_search(service, prior, [QUERIES[next(qi) % len(QUERIES)]], ["fiddle"],
-                              options=SearchOptions(k=10), config=GenerativeConfig(seeds=8))
-
-        def gen_lik(service: SearchService = service) -> None:
-            generative_search(service, prior, [QUERIES[next(qi) % len(QUERIES)]],
-                              options=SearchOptions(k=10),
-                              config=GenerativeConfig(seeds=8, fusion="likelihood"))
+        gen = gen_with(GenerativeConfig(seeds=8))
+        gen_z = gen_with(GenerativeConfig(seeds=8, combine="z"))
+        gen_neg = gen_with(GenerativeConfig(seeds=8), ("fiddle",))
+        gen_lik = gen_with(GenerativeConfig(seeds=8, fusion="likelihood"))
 
         for name, fn in (("plain text search", plain), ("plain + MMR", plain_mmr),
                          ("generative K=8", gen), ("generative K=8 z-scores", gen_z),

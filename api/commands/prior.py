@@ -248,8 +248,7 @@ def eval_prior_command(
             overrides = parse_sweep(sweep)
         except ValueError as e:
             raise RetrievalError(str(e)) from None
-        sweep_cfgs = {", ".join(f"{k}={v}" for k, v in o.items()): replace(gen_cfg, **o)
-                      for o in overrides} if sweep else {}
+        sweep_cfgs = {", ".join(f"{k}={v}" for k, v in o.items()): replace(gen_cfg, **o) for o in overrides}
     settings = get_settings()
     enc = _encoder(settings)
     with _domain_errors():
@@ -285,22 +284,22 @@ def eval_prior_command(
         console.print(f"[red]error:[/red] the catalog has no {split}-split tracks to evaluate on")
         raise typer.Exit(2)
     es = EvalSet(cat.audio[rows], [cat.rows[i] for i in rows])
+
+    def by_vector(v: np.ndarray) -> np.ndarray:
+        return np.argsort(-(es.audio @ v), kind="stable")
+
+    baselines = {"text": lambda q, _t: by_vector(q),
+                 "regression": lambda q, _t: by_vector(reg.predict(q[None, :])[0])}
+    captions = [r["captions"][0] for r in es.rows]
     if sweep_cfgs:
-        _sweep(es, enc, prior, reg, sweep_cfgs, repeats, sample_seed, split, out)
+        _sweep(es, enc, prior, baselines, captions, sweep_cfgs, repeats, sample_seed, split, out)
         return
     spreads: list[float] = []
     # One generative ranker per sampling seed: a ranking from random seeds is judged by its
     # mean over draws, not by one draw (see average_results).
     gens = [generative_ranker(prior, es, replace(gen_cfg, seed=sample_seed + 1000 * r), spreads)
             for r in range(repeats)]
-
-    def by_vector(v: np.ndarray) -> np.ndarray:
-        return np.argsort(-(es.audio @ v), kind="stable")
-
-    rankers = {"text": lambda q, _t: by_vector(q),
-               "regression": lambda q, _t: by_vector(reg.predict(q[None, :])[0]),
-               **{f"generative#{r}": g for r, g in enumerate(gens)}}
-    captions = [r["captions"][0] for r in es.rows]
+    rankers = {**baselines, **{f"generative#{r}": g for r, g in enumerate(gens)}}
     results = evaluate(es, enc.embed_text, rankers, captions)
     results["generative"] = average_results([results.pop(f"generative#{r}")
                                              for r in range(repeats)])
@@ -327,12 +326,14 @@ def eval_prior_command(
         console.print(f"wrote {out}")
 
 
-def _sweep(es: Any, enc: Any, prior: Any, reg: Any, configs: dict[str, GenerativeConfig], repeats: int,
-           sample_seed: int, split: str, out: Path | None) -> None:
+def _sweep(es: Any, enc: Any, prior: Any, baselines: dict[str, Any], captions: list[str],
+           configs: dict[str, GenerativeConfig], repeats: int, sample_seed: int, split: str,
+           out: Path | None) -> None:
     """Every swept setting against the baselines on one split; the selection rule's pick."""
     import numpy as np
 
     from retrieval.prior.evaluation import (
+        QUERY_SETS,
         MemoPrior,
         average_results,
         evaluate,
@@ -348,13 +349,7 @@ def _sweep(es: Any, enc: Any, prior: Any, reg: Any, configs: dict[str, Generativ
             seen[key] = enc.embed_text(texts)
         return seen[key]
 
-    def by_vector(v: np.ndarray) -> np.ndarray:
-        return np.argsort(-(es.audio @ v), kind="stable")
-
-    captions = [r["captions"][0] for r in es.rows]
-    base = evaluate(es, embed_text, {"text": lambda q, _t: by_vector(q),
-                                     "regression": lambda q, _t: by_vector(reg.predict(q[None, :])[0])},
-                    captions)
+    base = evaluate(es, embed_text, baselines, captions)
     found: dict[str, Any] = {}
     with _bar("sweep") as bar:
         task = bar.add_task("sweep", total=len(configs), info="")
@@ -387,8 +382,7 @@ def _sweep(es: Any, enc: Any, prior: Any, reg: Any, configs: dict[str, Generativ
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"split": split, "tracks": len(es.rows), "repeats": repeats, "selected": winner,
-                                   "rows": rows, "baselines": {k: {q: v[q] for q in ("captions", "paraphrases",
-                                                                                    "attributes", "broad")}
+                                   "rows": rows, "baselines": {k: {q: v[q] for q in QUERY_SETS}
                                                                for k, v in base.items()}}, indent=1))
         console.print(f"wrote {out}")
 

@@ -135,6 +135,7 @@ NEGATIVE_QUERIES: list[tuple[str, str, str, tuple[str, ...]]] = [
 
 _FIRST_BROAD = frozenset(q for q, *_ in BROAD_QUERIES[:20])
 
+QUERY_SETS = ("captions", "paraphrases", "attributes", "broad")
 DIVERSITY_FIELDS = ("collection", "tune_type", "ensemble")
 Ranker = Callable[[np.ndarray, str], np.ndarray]  # (query embedding [d], text) -> row order
 
@@ -246,7 +247,7 @@ def average_results(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         raise ValueError("no runs to average")
     first = runs[0]
     out: dict[str, Any] = {}
-    for qset in ("captions", "paraphrases", "attributes", "broad"):
+    for qset in QUERY_SETS:
         out[qset] = {m: float(np.mean([r[qset][m] for r in runs])) for m in first[qset]}
     out["broad_per_query"] = {q: round(float(np.mean([r["broad_per_query"][q] for r in runs])), 3)
                               for q in first["broad_per_query"]}
@@ -254,7 +255,7 @@ def average_results(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         qset: {m: np.mean([r["per_query"][qset][m] for r in runs], 0).tolist() for m in cols}
         for qset, cols in first["per_query"].items()}
     out["spread"] = {f"{qset} {m}": float(np.std([r[qset][m] for r in runs]))
-                     for qset in ("captions", "paraphrases", "attributes", "broad")
+                     for qset in QUERY_SETS
                      for m in ("nDCG@10", "ILD") if m in first[qset]}
     out["runs"] = len(runs)
     return out
@@ -368,8 +369,6 @@ def with_(config: GenerativeConfig, **kw: Any) -> GenerativeConfig:
 
 # ------------------------------------------------------------------ choosing ranking settings
 
-QUERY_SETS = ("captions", "paraphrases", "attributes", "broad")
-
 #: Generative settings a sweep may vary, with how a command-line value is read.
 SWEEPABLE: dict[str, Callable[[str], Any]] = {
     "combine": str, "rrf_k": float, "spread_center": float, "spread_slope": float,
@@ -380,7 +379,8 @@ SWEEPABLE: dict[str, Callable[[str], Any]] = {
 
 
 def parse_sweep(specs: Sequence[str]) -> list[dict[str, Any]]:
-    """``["combine=z,rank", "mmr_lambda=0.8,none"]`` -> every combination, as config overrides.
+    """``["combine=z,rank", "mmr_lambda=0.8,none"]`` -> every combination, as config overrides
+    (none for no specs).
 
     Raises:
         ValueError: a malformed spec, an unknown or repeated setting, or an unreadable value.
@@ -401,6 +401,8 @@ def parse_sweep(specs: Sequence[str]) -> list[dict[str, Any]]:
             axes[key] = [SWEEPABLE[key](v.strip()) for v in values.split(",")]
         except ValueError as exc:
             raise ValueError(f"--sweep {key}: {exc}") from None
+    if not axes:
+        return []
     return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
 
 
