@@ -7,7 +7,9 @@ Uses the prior trained for the default encoder and the catalog embeddings cached
 ``tunescope train-prior`` (``var/prior-data/<encoder id>.npz``) when they exist; otherwise a
 randomly initialised prior of the default shape over random unit vectors (the latency does not
 depend on the weights). Both wall-clock and process CPU time are reported: on a shared CPU the
-wall clock measures the neighbours as much as the code.
+wall clock measures the neighbours as much as the code. Variants are timed round-robin (one
+call of each per round), and what generative search adds to plain search is the median of the
+per-round differences, so the machine's drift during a run cancels out of the comparisons.
 """
 
 from __future__ import annotations
@@ -24,6 +26,39 @@ import numpy as np
 
 QUERIES = ["Irish music", "a slow air on the fiddle", "sacred choral music", "a fast reel",
            "music for strings", "a jig on the tin whistle", "a dance tune", "solo piano"]
+
+
+def _time_interleaved(fns: dict[str, Callable[[], object]], repeats: int
+                      ) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
+    """Time several variants round-robin: one call of each per round, ``repeats`` rounds.
+
+    Why: this machine's speed drifts by a factor of ~1.5 within minutes (shared host); timed one
+    after the other in blocks, two variants doing the same work were measured 22 and 32 ms in
+    one run. Interleaved, every variant sees the same drift, and the per-round differences
+    (:func:`_paired_ms`) compare them within one round.
+
+    Returns:
+        (stats per variant, the raw wall times per variant in round order).
+    """
+    for fn in fns.values():
+        fn()  # warm-up
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append((time.perf_counter() - w) * 1000)
+            cpu[name].append((time.process_time() - c) * 1000)
+    stats = {k: {"wall_ms_median": round(statistics.median(wall[k]), 2),
+                 "wall_ms_p90": round(float(np.percentile(wall[k], 90)), 2),
+                 "cpu_ms_median": round(statistics.median(cpu[k]), 2)} for k in fns}
+    return stats, wall
+
+
+def _paired_ms(a: list[float], b: list[float]) -> float:
+    """Median over rounds of ``a - b`` (ms): what variant a adds to b, drift cancelled."""
+    return round(float(np.median(np.asarray(a) - np.asarray(b))), 2)
 
 
 def _time(fn: Callable[[], object], repeats: int) -> dict[str, float]:
@@ -86,14 +121,19 @@ def main(argv: list[str] | None = None) -> int:
                                   "scheduler": prior.scheduler_name,
                                   "steps": prior.num_inference_steps,
                                   "threads": torch.get_num_threads(), "sampling": {}}
-    for k in (1, 8, 32):
-        for neg in (False, True):
-            r = _time(lambda k=k, neg=neg: prior.sample(cond[0], cond[1] if neg else None,
-                                                        num_samples=k), args.repeats)
-            name = f"K={k}" + (" +negative" if neg else "")
-            results["sampling"][name] = r
-            print(f"  sample {name:16s} wall {r['wall_ms_median']:7.2f} ms (p90 "
-                  f"{r['wall_ms_p90']:.2f})  cpu {r['cpu_ms_median']:7.2f} ms")
+    sampling = {f"K={k}" + (" +negative" if neg else ""):
+                (lambda k=k, neg=neg: prior.sample(cond[0], cond[1] if neg else None, num_samples=k))
+                for k in (1, 8, 32) for neg in (False, True)}
+    # The previous default step count, in the same rounds: the saving of 8 steps as a ratio.
+    sampling["K=8 10 steps"] = lambda: prior.sample(cond[0], num_samples=8, num_inference_steps=10)
+    stats, wall = _time_interleaved(sampling, args.repeats)
+    results["sampling"] = stats
+    for name, r in stats.items():
+        print(f"  sample {name:16s} wall {r['wall_ms_median']:7.2f} ms (p90 "
+              f"{r['wall_ms_p90']:.2f})  cpu {r['cpu_ms_median']:7.2f} ms")
+    ratio = float(np.median(np.asarray(wall["K=8"]) / np.asarray(wall["K=8 10 steps"])))
+    results["sampling K=8 default / 10 steps"] = round(ratio, 3)
+    print(f"  sample K=8, {prior.num_inference_steps} steps / 10 steps: {ratio:.2f}x (median of per-round ratios)")
     if enc is not None and audio is not None:
         results["search"] = _search_bench(enc, prior, audio, args.repeats)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -138,21 +178,26 @@ def _search_bench(enc, prior, audio: np.ndarray, repeats: int) -> dict[str, obje
 
         gen = gen_with(GenerativeConfig(seeds=8))
         gen_z = gen_with(GenerativeConfig(seeds=8, combine="z"))
+        gen_10 = gen_with(GenerativeConfig(seeds=8, steps=10))
         gen_neg = gen_with(GenerativeConfig(seeds=8), ("fiddle",))
         gen_lik = gen_with(GenerativeConfig(seeds=8, fusion="likelihood"))
 
-        for name, fn in (("plain text search", plain), ("plain + MMR", plain_mmr),
-                         ("generative K=8", gen), ("generative K=8 z-scores", gen_z),
-                         ("generative K=8 +negative", gen_neg),
-                         ("generative K=8 likelihood", gen_lik)):
-            r = _time(fn, repeats)
+        variants = {"plain text search": plain, "plain + MMR": plain_mmr, "generative K=8": gen,
+                    "generative K=8 10 steps": gen_10, "generative K=8 z-scores": gen_z,
+                    "generative K=8 +negative": gen_neg}
+        stats, wall = _time_interleaved(variants, repeats)
+        stats["generative K=8 likelihood"] = _time(gen_lik, max(3, repeats // 4))  # ~15x slower
+        for name, r in stats.items():
             out[f"{name} ({label})"] = r
             print(f"  {name:26s} {label:13s} wall {r['wall_ms_median']:7.2f} ms (p90 "
                   f"{r['wall_ms_p90']:.2f})  cpu {r['cpu_ms_median']:7.2f} ms   "
                   f"({len(audio)} tracks, k=10)")
-        base = out[f"plain text search ({label})"]["wall_ms_median"]  # type: ignore[index]
-        added = out[f"generative K=8 ({label})"]["wall_ms_median"] - base  # type: ignore[index]
-        print(f"  generative K=8 adds {added:.2f} ms over plain search ({label})")
+        added = _paired_ms(wall["generative K=8"], wall["plain text search"])
+        added_10 = _paired_ms(wall["generative K=8 10 steps"], wall["plain text search"])
+        out[f"generative K=8 adds ms ({label})"] = added
+        out[f"generative K=8 10 steps adds ms ({label})"] = added_10
+        print(f"  generative K=8 adds {added:.2f} ms over plain search ({label}; median of per-round "
+              f"differences); with 10 steps {added_10:.2f} ms ({added / added_10:.2f}x)")
     return out
 
 

@@ -70,6 +70,8 @@ class GenerativeConfig:
             near *any* seed, so regions only some seeds found still rank.
         combine: how ``adaptive`` adds its terms: ``z`` (z-scores over the candidate pool) or
             ``rank`` (weighted reciprocal ranks within the pool, ``w / (rrf_k + rank)``).
+        mean_guidance: scale of the positives' pull on the conditional mean (1: the prior's
+            plain conditional mean; see :meth:`PriorPipeline.sample`).
         mmr_lambda: relevance vs. novelty in the final page (None: fused order as is).
         mmr_lambda_broad: the MMR lambda of a fully broad query (None: ``mmr_lambda`` for
             all); ``adaptive`` moves from ``mmr_lambda`` to it with the breadth weight, so a
@@ -105,6 +107,7 @@ class GenerativeConfig:
     spread_slope: float = 10.0
     kde_weight: float = 0.25
     combine: Combine = "rank"
+    mean_guidance: float = 1.0
     kde_tau: float = 0.05
     mmr_lambda: float | None = 0.9
     mmr_lambda_broad: float | None = None
@@ -130,6 +133,10 @@ class GenerativeConfig:
             raise RetrievalError(f"mmr_window must be at least 1, got {self.mmr_window}")
         if self.kde_tau <= 0:
             raise RetrievalError(f"kde_tau must be positive, got {self.kde_tau}")
+        if not 0.0 <= self.mean_guidance <= 10.0:
+            raise RetrievalError(f"mean_guidance must be in [0, 10], got {self.mean_guidance}")
+        if self.steps is not None and not 1 <= self.steps <= 200:
+            raise RetrievalError(f"steps must be between 1 and 200, got {self.steps}")
         if self.per_seed < 1:
             raise RetrievalError(f"per_seed must be at least 1, got {self.per_seed}")
         for name in ("mmr_lambda", "mmr_lambda_broad"):
@@ -375,7 +382,8 @@ def sample_seeds(prior: PriorPipeline, positives: np.ndarray, negatives: np.ndar
     conditions ``[P, dim]`` / ``[N, dim]``."""
     return prior.sample(positives, negatives, num_samples=config.seeds, seed=config.seed,
                         guidance=config.guidance, negative_guidance=config.negative_guidance,
-                        num_inference_steps=config.steps, return_mean=True)
+                        num_inference_steps=config.steps, return_mean=True,
+                        mean_guidance=config.mean_guidance)
 
 
 def generative_rank(prior: PriorPipeline, positives: np.ndarray, negatives: np.ndarray | None,

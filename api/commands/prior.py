@@ -103,7 +103,7 @@ def train_prior_command(
     depth: int = typer.Option(3, "--depth", min=1),
     prediction: str = typer.Option("sample", "--prediction", help="epsilon, sample or v_prediction."),
     scheduler: str = typer.Option("ddim", "--scheduler", help="Default sampler: ddim, dpm, euler, unipc."),
-    sample_steps: int = typer.Option(10, "--sample-steps", min=1, help="Default denoising steps."),
+    sample_steps: int = typer.Option(8, "--sample-steps", min=1, help="Default denoising steps."),
     guidance: float = typer.Option(2.0, "--guidance", help="Default guidance scale (card)."),
     seed: int = typer.Option(0, "--seed"),
     out: Path | None = typer.Option(None, "--out", help="Weights file (default: one per encoder id)."),
@@ -201,6 +201,8 @@ def eval_prior_command(
                                 help="The reciprocal-rank constant (rrf fusion, --combine rank)."),
     query_weight: float = typer.Option(1.0, "--query-weight", help="rrf/mean_sim: weight of the query's own list."),
     steps: int | None = typer.Option(None, "--steps", help="Denoising steps (default: card)."),
+    scheduler: str | None = typer.Option(None, "--scheduler",
+                                         help="Sampler: ddim, dpm, euler, unipc (default: card)."),
     prior_path: Path | None = typer.Option(None, "--prior", help="Prior weights (default: per encoder)."),
     regression_steps: int = typer.Option(1500, "--regression-steps", min=1),
     repeats: int = typer.Option(3, "--repeats", min=1, max=20,
@@ -252,7 +254,7 @@ def eval_prior_command(
     settings = get_settings()
     enc = _encoder(settings)
     with _domain_errors():
-        prior = PriorPipeline.from_pretrained(prior_path or prior_weights_path(enc.id))
+        prior = PriorPipeline.from_pretrained(prior_path or prior_weights_path(enc.id), scheduler=scheduler)
     if prior.encoder_id != enc.id:
         raise typer.BadParameter(f"the prior was trained for {prior.encoder_id}, not {enc.id}")
     # The regression baseline learns from exactly the prior's training data (same crop, same
@@ -313,6 +315,7 @@ def eval_prior_command(
     cap_text = enc.embed_text(captions)
     gap = modality_gap(cap_text, es.audio, prior, gen_cfg, reg.predict)
     report = {"encoder_id": enc.id, "split": split, "tracks": len(rows), "config": gen_cfg,
+              "scheduler": prior.scheduler_name, "default_steps": prior.num_inference_steps,
               "catalog": str(catalog or settings.home / "demo-catalog"),
               "train_catalogs": [str(c or settings.home / "demo-catalog") for c in train_catalogs],
               "repeats": repeats, "sample_seeds": [sample_seed + 1000 * r for r in range(repeats)],
@@ -382,6 +385,7 @@ def _sweep(es: Any, enc: Any, prior: Any, baselines: dict[str, Any], captions: l
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"split": split, "tracks": len(es.rows), "repeats": repeats, "selected": winner,
+                                   "scheduler": prior.scheduler_name, "default_steps": prior.num_inference_steps,
                                    "rows": rows, "baselines": {k: {q: v[q] for q in QUERY_SETS}
                                                                for k, v in base.items()}}, indent=1))
         console.print(f"wrote {out}")

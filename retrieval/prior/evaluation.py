@@ -374,7 +374,8 @@ SWEEPABLE: dict[str, Callable[[str], Any]] = {
     "combine": str, "rrf_k": float, "spread_center": float, "spread_slope": float,
     "kde_weight": float, "mmr_lambda": lambda v: None if v.lower() == "none" else float(v),
     "mmr_lambda_broad": lambda v: None if v.lower() == "none" else float(v),
-    "mmr_window": int, "seeds": int, "guidance": float, "per_seed": int,
+    "mmr_window": int, "seeds": int, "guidance": float, "per_seed": int, "steps": int,
+    "mean_guidance": float,
 }
 
 

@@ -91,7 +91,7 @@ class PriorPipeline:
     """
 
     def __init__(self, model: PriorDenoiser, scheduler: str = "ddim",
-                 num_inference_steps: int = 10, card: dict[str, Any] | None = None,
+                 num_inference_steps: int = 8, card: dict[str, Any] | None = None,
                  threads: int | None = 1) -> None:
         self.model = model.eval()
         self.config = model.config
@@ -135,7 +135,7 @@ class PriorPipeline:
         model.load_state_dict(load_file(str(path)))
         sampling = card.get("sampling", {})
         return cls(model, scheduler or sampling.get("scheduler", "ddim"),
-                   num_inference_steps or int(sampling.get("steps", 10)), card)
+                   num_inference_steps or int(sampling.get("steps", 8)), card)
 
     def set_scheduler(self, name: str) -> None:
         """Swap the sampler (e.g. ``"dpm"``) without reloading the weights."""
@@ -156,7 +156,8 @@ class PriorPipeline:
                positive_weights: Sequence[float] | None = None,
                negative_weights: Sequence[float] | None = None,
                num_inference_steps: int | None = None,
-               return_mean: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+               return_mean: bool = False,
+               mean_guidance: float = 1.0) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Guided samples of audio embeddings.
 
         Args:
@@ -175,7 +176,9 @@ class PriorPipeline:
                 ``mu_u + sum_i a_i (mu(pos_i) - mu_u) - w_neg sum_j b_j (mu(neg_j) - mu_u)``
                 with ``mu_u = mu(null)``: the positives' plain conditional mean (no positive
                 guidance: the point itself, as a regression gives it), pushed away from the
-                negatives. Without a head: the guided x0 estimate at the first step, where
+                negatives. ``mean_guidance`` scales the positives' term (``> 1`` moves the mean
+                further from ``mu_u``, the catalog's average, toward what is specific to the
+                query). Without a head: the guided x0 estimate at the first step, where
                 ``x_T`` is pure noise and tells the network almost nothing, so the estimate is
                 ``E[x0 | conditions]`` (averaged over the K seeds).
 
@@ -202,10 +205,13 @@ class PriorPipeline:
             sched.set_timesteps(steps)
             x = self.initial_noise(k, seed) * sched.init_noise_sigma
             mean: torch.Tensor | None = None
-            for t in sched.timesteps:
+            # The time and condition parts of every step, before the loop (one batched pass).
+            mods = self.model.schedule_modulations(sched.timesteps.to(torch.float32),
+                                                   cond_cache[1])
+            for i, t in enumerate(sched.timesteps):
                 x_t = sched.scale_model_input(x, t)  # variance-preserving x_t for any sampler
                 x_in = x_t[None].expand(groups, k, d)
-                out = self.model.denoise(x_in, t.to(torch.float32), cond_cache)  # [G, K, d]
+                out = self.model.denoise_modulated(x_in, cond_cache[0], mods[i])  # [G, K, d]
                 guided = _guide(out, a, b, w, w_neg)
                 if return_mean and mean is None and self.model.mean_net is None:
                     mean = self._x0_estimate(guided, x_t, self._alphas_cumprod[int(t)]).mean(0)
@@ -217,7 +223,7 @@ class PriorPipeline:
             mu = self.model.predict_mean(cond)  # [G, d]: null, positives, negatives
             mean = mu[0]
             if len(pos):
-                mean = mean + a @ (mu[1:1 + len(pos)] - mu[0])
+                mean = mean + float(mean_guidance) * (a @ (mu[1:1 + len(pos)] - mu[0]))
             if len(neg):
                 mean = mean - w_neg * (b @ (mu[1 + len(pos):] - mu[0]))
         assert mean is not None  # set at the first step (there is always at least one)

@@ -151,6 +151,30 @@ def test_mean_head_learns_the_conditional_mean(with_head: PriorPipeline,
     _, not_b = with_head.sample(np.stack([ca, cb]), cb, num_samples=2, return_mean=True,
                                 negative_guidance=1.0)
     assert not_b @ b < both @ b - 0.2
+    # mean_guidance scales the positives' pull: 0 is the unconditional mean (between the
+    # clusters), 2 goes past the conditional mean, away from the other cluster.
+    _, m0 = with_head.sample(ca, num_samples=2, return_mean=True, mean_guidance=0.0)
+    _, m1 = with_head.sample(ca, num_samples=2, return_mean=True, mean_guidance=1.0)
+    _, m2 = with_head.sample(ca, num_samples=2, return_mean=True, mean_guidance=2.0)
+    np.testing.assert_allclose(m1, mean, atol=1e-6)
+    assert m0 @ a < mean @ a - 0.2 and m0 @ b > mean @ b + 0.2
+    assert m2 @ b < mean @ b
+
+
+@torch.inference_mode()
+def test_schedule_modulations_give_the_per_step_forward(with_head: PriorPipeline) -> None:
+    """The sampler's precomputed time/condition part changes the cost, not the prediction."""
+    m = with_head.model
+    rng = np.random.default_rng(5)
+    cond = torch.cat([m.null_cond[None], torch.from_numpy(_unit(rng.standard_normal((2, DIM))))])
+    cc = m.condition(cond)
+    ts = torch.tensor([999.0, 600.0, 10.0])
+    mods = m.schedule_modulations(ts, cc[1])
+    x = torch.from_numpy(rng.standard_normal((3, 5, DIM)).astype(np.float32))
+    assert len(mods) == 3 and len(mods[0]) == len(m.blocks)
+    for i, t in enumerate(ts):
+        torch.testing.assert_close(m.denoise_modulated(x, cc[0], mods[i]), m.denoise(x, t, cc),
+                                   atol=1e-5, rtol=1e-5)
 
 
 def test_mean_without_a_head_is_the_first_step_estimate(clusters: dict[str, np.ndarray]) -> None:
@@ -224,6 +248,10 @@ def test_breadth_weight_and_adaptive_scores_follow_the_spread() -> None:
         GenerativeConfig(combine="max")  # type: ignore[arg-type]
     with pytest.raises(RetrievalError, match="rrf_k"):
         GenerativeConfig(rrf_k=-1)  # 1 / (k + rank) would divide by zero at rank 1
+    with pytest.raises(RetrievalError, match="mean_guidance"):
+        GenerativeConfig(mean_guidance=-1.0)
+    with pytest.raises(RetrievalError, match="steps"):
+        GenerativeConfig(steps=0)
 
 
 def test_steer_query_is_2q_minus_neg_for_weight_1() -> None:
@@ -408,6 +436,9 @@ def test_selection_rule_and_sweep_parsing() -> None:
             parse_sweep([bad])
     with pytest.raises(ValueError, match="twice"):
         parse_sweep(["seeds=4", "seeds=8"])
+    # Sampling settings sweep too (their draws are not shared, the memo keys on them).
+    assert parse_sweep(["steps=6,8", "mean_guidance=1.5"]) == [{"steps": 6, "mean_guidance": 1.5},
+                                                               {"steps": 8, "mean_guidance": 1.5}]
 
     class Counting:
         dim = DIM
