@@ -61,19 +61,6 @@ def _paired_ms(a: list[float], b: list[float]) -> float:
     return round(float(np.median(np.asarray(a) - np.asarray(b))), 2)
 
 
-def _time(fn: Callable[[], object], repeats: int) -> dict[str, float]:
-    fn()  # warm-up
-    wall, cpu = [], []
-    for _ in range(repeats):
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        wall.append((time.perf_counter() - w) * 1000)
-        cpu.append((time.process_time() - c) * 1000)
-    return {"wall_ms_median": round(statistics.median(wall), 2),
-            "wall_ms_p90": round(float(np.percentile(wall, 90)), 2),
-            "cpu_ms_median": round(statistics.median(cpu), 2)}
-
-
 def _load(home: Path):  # noqa: ANN202 - (encoder or None, prior, audio or None)
     from retrieval.prior import prior_weights_path
     from retrieval.prior.data import cache_path
@@ -186,7 +173,8 @@ def _search_bench(enc, prior, audio: np.ndarray, repeats: int) -> dict[str, obje
                     "generative K=8 10 steps": gen_10, "generative K=8 z-scores": gen_z,
                     "generative K=8 +negative": gen_neg}
         stats, wall = _time_interleaved(variants, repeats)
-        stats["generative K=8 likelihood"] = _time(gen_lik, max(3, repeats // 4))  # ~15x slower
+        lik, _ = _time_interleaved({"likelihood": gen_lik}, max(3, repeats // 4))  # ~15x slower
+        stats["generative K=8 likelihood"] = lik["likelihood"]
         for name, r in stats.items():
             out[f"{name} ({label})"] = r
             print(f"  {name:26s} {label:13s} wall {r['wall_ms_median']:7.2f} ms (p90 "
