@@ -25,7 +25,7 @@ and the number of distinct collections, tune types and ensembles in the top 10.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -362,18 +362,16 @@ def modality_gap(text: np.ndarray, audio: np.ndarray, prior: Any, config: Genera
     return out
 
 
-def with_(config: GenerativeConfig, **kw: Any) -> GenerativeConfig:
-    """``dataclasses.replace`` for configs in sweeps."""
-    return replace(config, **kw)
-
-
 # ------------------------------------------------------------------ choosing ranking settings
+
+def _optional_float(v: str) -> float | None:
+    return None if v.lower() == "none" else float(v)
+
 
 #: Generative settings a sweep may vary, with how a command-line value is read.
 SWEEPABLE: dict[str, Callable[[str], Any]] = {
     "combine": str, "rrf_k": float, "spread_center": float, "spread_slope": float,
-    "kde_weight": float, "mmr_lambda": lambda v: None if v.lower() == "none" else float(v),
-    "mmr_lambda_broad": lambda v: None if v.lower() == "none" else float(v),
+    "kde_weight": float, "mmr_lambda": _optional_float, "mmr_lambda_broad": _optional_float,
     "mmr_window": int, "seeds": int, "guidance": float, "per_seed": int, "steps": int,
     "mean_guidance": float,
 }

@@ -178,7 +178,7 @@ class PriorPipeline:
                 guidance: the point itself, as a regression gives it), pushed away from the
                 negatives. ``mean_guidance`` scales the positives' term (``> 1`` moves the mean
                 further from ``mu_u``, the catalog's average, toward what is specific to the
-                query). Without a head: the guided x0 estimate at the first step, where
+                query; mean head only). Without a head: the guided x0 estimate at the first step, where
                 ``x_T`` is pure noise and tells the network almost nothing, so the estimate is
                 ``E[x0 | conditions]`` (averaged over the K seeds).
 
