@@ -110,11 +110,19 @@ class ResidualBlock(nn.Module):
     def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """``h [G, K, width]``; ``emb [G, width]`` is shared by the K rows of a group."""
         scale, shift = self.modulation(emb)[:, None, :].chunk(2, dim=-1)
-        return self.modulated(h, scale, shift)
+        return self.modulated(h, 1 + scale, shift)
 
-    def modulated(self, h: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-        """The block with its adaLN ``scale``/``shift`` ``[G, 1, width]`` already computed."""
-        return h + self.mlp(self.norm(h) * (1 + scale) + shift)
+    def modulated(self, h: torch.Tensor, gain: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """The block with its adaLN ``gain = 1 + scale`` and ``shift`` (broadcastable to
+        ``h``) already computed. In eval mode the MLP runs as two fused linear calls: at
+        sampling time the block sees a handful of rows and the per-module dispatch (dropout
+        included, which is the identity there) costs as much as the arithmetic."""
+        x = torch.addcmul(shift, self.norm(h), gain)
+        if self.training:
+            return h + self.mlp(x)
+        up, _, _, down = self.mlp
+        return h + nn.functional.linear(nn.functional.silu(nn.functional.linear(x, up.weight, up.bias)),
+                                        down.weight, down.bias)
 
 
 class PriorDenoiser(nn.Module):
@@ -191,7 +199,8 @@ class PriorDenoiser(nn.Module):
 
     def schedule_modulations(self, timesteps: torch.Tensor, cond_e: torch.Tensor
                              ) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Every block's adaLN ``(scale, shift)`` ``[G, 1, width]`` for each sampling step.
+        """Every block's adaLN ``(gain, shift)`` ``[G, 1, width]`` for each sampling step
+        (``gain = 1 + scale``).
 
         Why: at sampling time the timesteps are known before the loop and the conditions do
         not change, so the time MLP and the blocks' modulation layers (5 of the 13 matrix
@@ -205,22 +214,42 @@ class PriorDenoiser(nn.Module):
             cond_e: the block-embedding part of :meth:`condition` ``[G, width]``.
 
         Returns:
-            ``S`` lists (one per step), each with one ``(scale, shift)`` per block.
+            ``S`` lists (one per step), each with one ``(gain, shift)`` per block.
         """
         temb = self.time_mlp(timestep_features(timesteps.reshape(-1), self.config.time_dim))
         emb = nn.functional.silu(temb[:, None, :] + cond_e[None, :, :])  # [S, G, width]
-        per_block = [block.modulation(emb)[:, :, None, :].chunk(2, dim=-1)
-                     for block in self.blocks]  # each ([S, G, 1, w], [S, G, 1, w])
-        return [[(scale[i], shift[i]) for scale, shift in per_block]
-                for i in range(len(temb))]
+        per_block = []
+        for block in self.blocks:
+            scale, shift = block.modulation(emb)[:, :, None, :].chunk(2, dim=-1)
+            per_block.append((1 + scale, shift))  # each [S, G, 1, w]
+        return [[(gain[i], shift[i]) for gain, shift in per_block] for i in range(len(temb))]
 
     def denoise_modulated(self, x: torch.Tensor, cond_h: torch.Tensor,
-                          modulations: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """:meth:`denoise` for one step of :meth:`schedule_modulations` (same result)."""
-        h = self.inp(x) + cond_h[:, None, :]
-        for block, (scale, shift) in zip(self.blocks, modulations, strict=True):
-            h = block.modulated(h, scale, shift)
-        return self.out(self.out_norm(h))
+                          modulations: list[tuple[torch.Tensor, torch.Tensor]],
+                          coef: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`denoise` at one step of :meth:`schedule_modulations`, for the sampler.
+
+        Args:
+            x: the K noisy samples ``[K, dim]``, the same input for all G conditions (at
+                sampling time every condition sees the same x_t, so the input projection runs
+                on K rows, not G*K).
+            cond_h: the input part of :meth:`condition` ``[G, width]``.
+            modulations: one step of :meth:`schedule_modulations`.
+            coef: guidance weights over the G conditions ``[G]``, summing to 1
+                (:func:`retrieval.prior.pipeline.guidance_coefficients`). The output layer
+                is affine, so combining before it is exact and it then runs on K rows.
+
+        Returns:
+            ``[G, K, dim]``, as :meth:`denoise` of ``x`` broadcast to every group; with
+            ``coef``: the guided combination ``[K, dim]``.
+        """
+        h = self.inp(x)[None] + cond_h[:, None, :]
+        for block, (gain, shift) in zip(self.blocks, modulations, strict=True):
+            h = block.modulated(h, gain, shift)
+        h = self.out_norm(h)
+        if coef is not None:
+            h = torch.tensordot(coef, h, dims=1)
+        return self.out(h)
 
     def predict_mean(self, cond: torch.Tensor) -> torch.Tensor:
         """The conditional mean ``mu(c)`` of unit conditions ``[G, dim]`` (unit rows).

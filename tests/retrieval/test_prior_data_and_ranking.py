@@ -27,7 +27,7 @@ from retrieval.generative import (
 )
 from retrieval.prior.data import embed_catalog, row_captions, stored_embeddings
 from retrieval.prior.model import PriorConfig
-from retrieval.prior.pipeline import PriorPipeline
+from retrieval.prior.pipeline import PriorPipeline, guidance_coefficients, make_scheduler
 from retrieval.prior.training import Pairs, TrainConfig, train_prior
 from tests.api.tiny_encoder import TinyEncoder
 
@@ -163,18 +163,54 @@ def test_mean_head_learns_the_conditional_mean(with_head: PriorPipeline,
 
 @torch.inference_mode()
 def test_schedule_modulations_give_the_per_step_forward(with_head: PriorPipeline) -> None:
-    """The sampler's precomputed time/condition part changes the cost, not the prediction."""
+    """The sampler's precomputed time/condition part, its shared input projection and its
+    guidance before the output layer change the cost, not the prediction."""
     m = with_head.model
     rng = np.random.default_rng(5)
     cond = torch.cat([m.null_cond[None], torch.from_numpy(_unit(rng.standard_normal((2, DIM))))])
     cc = m.condition(cond)
     ts = torch.tensor([999.0, 600.0, 10.0])
     mods = m.schedule_modulations(ts, cc[1])
-    x = torch.from_numpy(rng.standard_normal((3, 5, DIM)).astype(np.float32))
+    x = torch.from_numpy(rng.standard_normal((5, DIM)).astype(np.float32))
+    coef = guidance_coefficients(torch.tensor([0.25, 0.75]), torch.zeros(0), 3.0, 0.0)
+    np.testing.assert_allclose(coef.numpy(), [-2.0, 0.75, 2.25])
     assert len(mods) == 3 and len(mods[0]) == len(m.blocks)
     for i, t in enumerate(ts):
-        torch.testing.assert_close(m.denoise_modulated(x, cc[0], mods[i]), m.denoise(x, t, cc),
+        plain = m.denoise(x.expand(3, 5, DIM), t, cc)  # [G, K, dim]
+        torch.testing.assert_close(m.denoise_modulated(x, cc[0], mods[i]), plain,
                                    atol=1e-5, rtol=1e-5)
+        u = plain[0]
+        guided = u + 3.0 * (0.25 * (plain[1] - u) + 0.75 * (plain[2] - u))
+        torch.testing.assert_close(m.denoise_modulated(x, cc[0], mods[i], coef), guided,
+                                   atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("negatives", [0, 2])
+@torch.inference_mode()
+def test_the_precomputed_ddim_loop_is_the_schedulers(with_head: PriorPipeline,
+                                                     negatives: int) -> None:
+    """DDIM runs from two numbers per step read off diffusers' scheduler; written out with
+    ``scheduler.step`` and the plain forward, the loop must give the same samples."""
+    rng = np.random.default_rng(6)
+    pos = _unit(rng.standard_normal((2, DIM)))
+    neg = _unit(rng.standard_normal((negatives, DIM)))
+    fast = with_head.sample(pos, neg, num_samples=4, seed=11, guidance=2.5,
+                            negative_guidance=1.5, num_inference_steps=6)
+    m = with_head.model
+    sched = make_scheduler("ddim", m.config)
+    sched.set_timesteps(6)
+    cc = m.condition(torch.cat([m.null_cond[None], torch.from_numpy(pos), torch.from_numpy(neg)]))
+    x = with_head.initial_noise(4, 11)
+    for t in sched.timesteps:
+        out = m.denoise(x.expand(1 + 2 + negatives, 4, DIM), t, cc)
+        u = out[0]
+        guided = u + 2.5 * ((out[1] - u) + (out[2] - u)) / 2
+        if negatives:
+            guided = guided - 1.5 * ((out[3] - u) + (out[4] - u)) / 2
+        x = sched.step(guided, t, x).prev_sample
+    slow = _unit((x / m.config.scale).numpy())
+    np.testing.assert_allclose(fast, slow, atol=1e-5)
+    assert ("ddim", 6) in with_head._plans  # read once per step count, then reused
 
 
 def test_mean_without_a_head_is_the_first_step_estimate(clusters: dict[str, np.ndarray]) -> None:
