@@ -206,8 +206,9 @@ class PriorDenoiser(nn.Module):
         not change, so the time MLP and the blocks' modulation layers (5 of the 13 matrix
         products of a step) run once for the whole schedule, batched over its S steps,
         instead of once per step on a handful of rows; the loop then runs only the trunk
-        (:meth:`denoise_modulated`). On this CPU small products cost about as much for 2 rows
-        as for 16 (the weights are read either way).
+        (:meth:`denoise_modulated`). On this CPU a product's cost has a fixed part: a 192x384
+        linear takes 8 us on 1 row, 13 us on 2 and 34 us on 16 (quiet machine, one thread),
+        so one call over the S steps' rows beats S calls on 2 rows each.
 
         Args:
             timesteps: the schedule ``[S]``.

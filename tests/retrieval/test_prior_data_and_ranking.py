@@ -213,6 +213,24 @@ def test_the_precomputed_ddim_loop_is_the_schedulers(with_head: PriorPipeline,
     assert ("ddim", 6) in with_head._plans  # read once per step count, then reused
 
 
+def test_concurrent_ddim_samples_equal_sequential_ones(with_head: PriorPipeline) -> None:
+    """The DDIM loop holds no scheduler state (nor the lock): queries sampled in parallel
+    threads get exactly what they get one at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(8)
+    conds = _unit(rng.standard_normal((6, DIM)))
+    fresh = PriorPipeline(with_head.model, "ddim", 5, with_head.card)  # empty plan cache
+    jobs = [(conds[i % 3], conds[3 + i % 3], i) for i in range(12)]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda j: fresh.sample(j[0], j[1], num_samples=3, seed=j[2]),
+                                 jobs))
+    for (pos, neg, seed), got in zip(jobs, parallel, strict=True):
+        # (to rounding: the torch thread count is process-wide and may differ meanwhile)
+        np.testing.assert_allclose(got, with_head.sample(pos, neg, num_samples=3, seed=seed,
+                                                         num_inference_steps=5), atol=1e-6)
+
+
 def test_mean_without_a_head_is_the_first_step_estimate(clusters: dict[str, np.ndarray]) -> None:
     pairs = Pairs(clusters["text"], clusters["audio"])
     model, _ = train_prior(pairs, None, PriorConfig(dim=DIM, width=32, depth=2, time_dim=16,
