@@ -12,7 +12,8 @@ baselines and the committed generative ranking:
 
 - alone, and averaged with the text embedding;
 - as the ranking's text term, in place of the raw text point;
-- as a fourth reciprocal-rank term of the adaptive score, with weight 0.5 or 1.
+- as a fourth reciprocal-rank term of the adaptive score, with weight 0.5 or 1;
+- sharing the text term's weight with the raw text point, half each (ranks, not points).
 
 Each generative variant is the mean of 3 sampling draws, the same draws for all of them.
 The figures are in benchmarks/RESULTS.md ("A point trained to rank").
@@ -121,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     def mixed(q: np.ndarray) -> np.ndarray:
         return l2_normalize((q + nce(q))[None])[0]
 
+    # w > 0: a fourth term w * rank(contrastive); w < 0: the text term's weight (1 - a) split
+    # between the raw text point and the contrastive point, |w| going to the latter.
     extra_weight = {"w": 0.0}
     plain_scores = gen.adaptive_scores
 
@@ -128,8 +131,14 @@ def main(argv: list[str] | None = None) -> int:
                   mean: np.ndarray | None, config: gen.GenerativeConfig,
                   breadth: float | None = None) -> np.ndarray:
         s = plain_scores(vecs, seeds, query, mean, config, breadth)
-        if extra_weight["w"] and query is not None:
-            s = s + extra_weight["w"] * gen._rrf_term(vecs @ nce(query), config.rrf_k)
+        w = extra_weight["w"]
+        if w and query is not None:
+            contrastive = gen._rrf_term(vecs @ nce(query), config.rrf_k)
+            if w > 0:
+                s = s + w * contrastive
+            else:
+                a = gen.query_breadth(seeds, query, config) if breadth is None else breadth
+                s = s + (1 - a) * -w * (contrastive - gen._rrf_term(vecs @ query, config.rrf_k))
         return s.astype(np.float32)
 
     gen.adaptive_scores = with_term  # rank_candidates looks it up at call time
@@ -156,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
                 "generative, text term = contrastive": (nce, 0.0),
                 "generative, text term = (text + contrastive) / 2": (mixed, 0.0),
                 "generative + 0.5 contrastive term": (None, 0.5),
-                "generative + 1.0 contrastive term": (None, 1.0)}
+                "generative + 1.0 contrastive term": (None, 1.0),
+                "generative, text term = ranks of text and contrastive, half each": (None, -0.5)}
     for name, (tp, w) in variants.items():
         for r in range(args.repeats):
             rankers[f"{name}#{r}"] = generative(tp, w, 1000 * r)
@@ -166,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.split} ({len(rows)} tracks): nDCG@10 captions / paraphrases / attributes / "
           "broad (60) | broad ILD / facet coverage")
     for name, r in res.items():
-        print(f"  {name:50s} {r['captions']['nDCG@10']:.3f} {r['paraphrases']['nDCG@10']:.3f} "
+        print(f"  {name:66s} {r['captions']['nDCG@10']:.3f} {r['paraphrases']['nDCG@10']:.3f} "
               f"{r['attributes']['nDCG@10']:.3f} {r['broad']['nDCG@10']:.3f} | "
               f"{r['broad']['ILD']:.3f} {r['broad']['facet_coverage']:.3f}")
     return 0

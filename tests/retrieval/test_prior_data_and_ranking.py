@@ -26,7 +26,7 @@ from retrieval.generative import (
     steer_query,
 )
 from retrieval.prior.data import embed_catalog, row_captions, stored_embeddings
-from retrieval.prior.model import PriorConfig
+from retrieval.prior.model import PriorConfig, PriorDenoiser
 from retrieval.prior.pipeline import PriorPipeline, guidance_coefficients, make_scheduler
 from retrieval.prior.training import Pairs, TrainConfig, train_prior
 from tests.api.tiny_encoder import TinyEncoder
@@ -185,32 +185,48 @@ def test_schedule_modulations_give_the_per_step_forward(with_head: PriorPipeline
                                    atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("negatives", [0, 2])
+def _random_pipeline(prediction_type: str) -> PriorPipeline:
+    """An untrained prior whose weights are all random (no zero-initialised layers), so every
+    part of the network shapes its output."""
+    m = PriorDenoiser(PriorConfig(dim=DIM, width=24, depth=2, time_dim=16,
+                                  prediction_type=prediction_type, mean_head=True))
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return PriorPipeline(m, "ddim", 6)
+
+
+@pytest.mark.parametrize(("negatives", "prediction_type"),
+                         [(0, None), (2, None), (1, "epsilon"), (1, "v_prediction"),
+                          (2, "sample")])
 @torch.inference_mode()
-def test_the_precomputed_ddim_loop_is_the_schedulers(with_head: PriorPipeline,
-                                                     negatives: int) -> None:
+def test_the_precomputed_ddim_loop_is_the_schedulers(with_head: PriorPipeline, negatives: int,
+                                                     prediction_type: str | None) -> None:
     """DDIM runs from two numbers per step read off diffusers' scheduler; written out with
-    ``scheduler.step`` and the plain forward, the loop must give the same samples."""
+    ``scheduler.step`` and the plain forward, the loop must give the same samples (the trained
+    prior, and random ones of every prediction type)."""
+    pipe = with_head if prediction_type is None else _random_pipeline(prediction_type)
     rng = np.random.default_rng(6)
     pos = _unit(rng.standard_normal((2, DIM)))
     neg = _unit(rng.standard_normal((negatives, DIM)))
-    fast = with_head.sample(pos, neg, num_samples=4, seed=11, guidance=2.5,
-                            negative_guidance=1.5, num_inference_steps=6)
-    m = with_head.model
+    fast = pipe.sample(pos, neg, num_samples=4, seed=11, guidance=2.5, negative_guidance=1.5,
+                       num_inference_steps=6)
+    m = pipe.model
     sched = make_scheduler("ddim", m.config)
     sched.set_timesteps(6)
     cc = m.condition(torch.cat([m.null_cond[None], torch.from_numpy(pos), torch.from_numpy(neg)]))
-    x = with_head.initial_noise(4, 11)
+    x = pipe.initial_noise(4, 11)
     for t in sched.timesteps:
         out = m.denoise(x.expand(1 + 2 + negatives, 4, DIM), t, cc)
         u = out[0]
         guided = u + 2.5 * ((out[1] - u) + (out[2] - u)) / 2
         if negatives:
-            guided = guided - 1.5 * ((out[3] - u) + (out[4] - u)) / 2
+            guided = guided - 1.5 * (out[3:] - u).sum(0) / negatives
         x = sched.step(guided, t, x).prev_sample
     slow = _unit((x / m.config.scale).numpy())
     np.testing.assert_allclose(fast, slow, atol=1e-5)
-    assert ("ddim", 6) in with_head._plans  # read once per step count, then reused
+    assert ("ddim", 6) in pipe._plans  # read once per step count, then reused
 
 
 def test_concurrent_ddim_samples_equal_sequential_ones(with_head: PriorPipeline) -> None:
