@@ -110,17 +110,18 @@ class ResidualBlock(nn.Module):
     def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """``h [G, K, width]``; ``emb [G, width]`` is shared by the K rows of a group."""
         scale, shift = self.modulation(emb)[:, None, :].chunk(2, dim=-1)
-        return self.modulated(h, 1 + scale, shift)
+        # Training and scoring path: the arithmetic the committed priors were trained with
+        # (:meth:`modulated` fuses it, which rounds differently in the last bit).
+        return h + self.mlp(self.norm(h) * (1 + scale) + shift)
 
     def modulated(self, h: torch.Tensor, gain: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-        """The block with its adaLN ``gain = 1 + scale`` and ``shift`` (broadcastable to
-        ``h``) already computed. In eval mode the MLP runs as two fused linear calls: at
-        sampling time the block sees a handful of rows and the per-module dispatch (dropout
-        included, which is the identity there) costs as much as the arithmetic."""
+        """The block at sampling time, with its adaLN ``gain = 1 + scale`` and ``shift``
+        (broadcastable to ``h``) already computed. The MLP runs as two functional linear
+        calls: the block sees a handful of rows and the per-module dispatch (dropout included,
+        which is the identity in eval mode) costs as much as the arithmetic. Same function as
+        :meth:`forward` in eval mode, to rounding."""
         x = torch.addcmul(shift, self.norm(h), gain)
-        if self.training:
-            return h + self.mlp(x)
-        up, _, _, down = self.mlp
+        up, _, _, down = self.mlp  # Linear, SiLU, Dropout (identity at sampling time), Linear
         return h + nn.functional.linear(nn.functional.silu(nn.functional.linear(x, up.weight, up.bias)),
                                         down.weight, down.bias)
 
