@@ -481,6 +481,34 @@ def test_broad_figures_of_the_original_twenty_queries_are_kept_apart() -> None:
     assert res["broad"]["nDCG@10 first 20"] < res["broad"]["nDCG@10"]
 
 
+def test_attribute_figures_of_the_original_nineteen_queries_are_kept_apart() -> None:
+    """The forty added attribute queries join the mean; "first 19" stays the encoder
+    evaluation's set."""
+    from retrieval.encoders.evaluation import SINGLE_ATTRIBUTE_QUERIES
+    from retrieval.prior.evaluation import ATTRIBUTE_QUERIES, BROAD_QUERIES, EvalSet, evaluate
+
+    assert len(ATTRIBUTE_QUERIES) == 59 and len({q for q, *_ in ATTRIBUTE_QUERIES}) == 59
+    assert ATTRIBUTE_QUERIES[:19] == SINGLE_ATTRIBUTE_QUERIES
+    assert not {q for q, *_ in ATTRIBUTE_QUERIES} & {q for q, *_ in BROAD_QUERIES}
+    # rows 0-3 are jigs (original "a jig"), rows 4-7 slip jigs (added "a slip jig")
+    rows = [{"piece_id": f"p{i}", "captions": [f"tune {i}"],
+             "tune_type": "jig" if i < 4 else "slip jig"} for i in range(8)]
+    es = EvalSet(_unit(np.random.default_rng(0).normal(size=(8, DIM))), rows)
+
+    def embed_text(texts: list[str]) -> np.ndarray:
+        return _unit(np.stack([np.random.default_rng(zlib.crc32(t.encode())).normal(size=DIM)
+                               for t in texts]))
+
+    order = np.array([4, 5, 6, 7, 0, 1, 2, 3])  # slip jigs first: perfect for the added query
+    res = evaluate(es, embed_text, {"fixed": lambda q, t: order}, [r["captions"][0] for r in rows])["fixed"]
+    per_query = res["per_query"]["attributes"]["nDCG@10"]
+    assert len(per_query) == 2  # only the two queries with relevant rows are asked
+    assert res["attributes"]["nDCG@10 first 19"] < 1.0
+    assert max(per_query) == pytest.approx(1.0)
+    assert res["attributes"]["nDCG@10"] == pytest.approx(np.mean(per_query))
+    assert res["attributes"]["nDCG@10 first 19"] < res["attributes"]["nDCG@10"]
+
+
 def test_selection_rule_and_sweep_parsing() -> None:
     from retrieval.prior.evaluation import MemoPrior, parse_sweep, select_setting
 
