@@ -432,7 +432,8 @@ SWEEPABLE: dict[str, Callable[[str], Any]] = {
     "combine": str, "rrf_k": float, "spread_center": float, "spread_slope": float,
     "kde_weight": float, "mmr_lambda": _optional_float, "mmr_lambda_broad": _optional_float,
     "mmr_window": int, "seeds": int, "guidance": float, "per_seed": int, "steps": int,
-    "mean_guidance": float,
+    "mean_guidance": float, "breadth": str, "specificity_center": float,
+    "specificity_slope": float,
 }
 
 

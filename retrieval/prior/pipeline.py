@@ -272,6 +272,24 @@ class PriorPipeline:
         return samples, l2_normalize(mean[None].numpy())[0]
 
     @torch.inference_mode()
+    def specificity(self, positives: np.ndarray) -> float:
+        """``1 - cos(mu(q), mu(null))`` for the positives' weighted mean ``q``: how far the
+        conditions move the conditional mean away from the unconditional one (a broad request
+        moves it little). Needs a mean head.
+
+        Raises:
+            RetrievalError: the prior has no mean head, or there is no positive.
+        """
+        if self.model.mean_net is None:
+            raise RetrievalError("specificity needs a prior with a mean head")
+        pos = self._conditions(positives, "positives")
+        if not len(pos):
+            raise RetrievalError("specificity needs at least one positive condition")
+        q = torch.nn.functional.normalize(pos.mean(0, keepdim=True), dim=-1)
+        mu = self.model.predict_mean(torch.cat([self.model.null_cond[None, :], q]))
+        return float(1.0 - torch.nn.functional.cosine_similarity(mu[0], mu[1], dim=0))
+
+    @torch.inference_mode()
     def log_ratio(self, candidates: np.ndarray, positives: np.ndarray,
                   negatives: np.ndarray | None = None, *, negative_guidance: float | None = None,
                   timesteps: int = 16, noises: int = 2, seed: int = 0) -> np.ndarray:

@@ -4,6 +4,7 @@ the adaptive generative ranking."""
 from __future__ import annotations
 
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -356,6 +357,39 @@ def test_adaptive_ranking_pages_do_not_overlap(with_head: PriorPipeline,
     assert both[:10].tolist() == first.tolist() and len(set(both.tolist())) == 20
     assert scores.max() <= 1.0 + 1e-6
     assert np.mean(vectors(first) @ a > 0.5) >= 0.9  # the page is the asked-for cluster
+
+
+def test_specificity_measures_how_far_the_query_moves_the_mean(
+        with_head: PriorPipeline, clusters: dict[str, np.ndarray]) -> None:
+    """A request for one cluster moves the mean toward it; one spanning both (the broad
+    request of this toy catalog) leaves it near the unconditional mean."""
+    ca, cb = clusters["conds"]
+    one, both = with_head.specificity(ca), with_head.specificity(np.stack([ca, cb]))
+    assert one > 0.1 and with_head.specificity(cb) > 0.1
+    assert both < one / 4
+    with pytest.raises(RetrievalError, match="positive"):
+        with_head.specificity(np.zeros((0, DIM), np.float32))
+    with pytest.raises(RetrievalError, match="breadth"):
+        GenerativeConfig(breadth="width")  # type: ignore[arg-type]
+
+
+def test_specificity_breadth_decides_between_text_point_and_mean(
+        with_head: PriorPipeline, clusters: dict[str, np.ndarray]) -> None:
+    """breadth="specificity" sets the mean's weight from the specificity: a centre far above
+    every query's makes every query broad (the mean ranks), far below makes it narrow (the
+    text point ranks). Here the text point is unrelated to the audio clusters."""
+    audio = clusters["audio"][:300]
+    neighbours, vectors = matrix_backend(audio)
+    ca, a = clusters["conds"][0], clusters["centres"][0]
+    base = GenerativeConfig(breadth="specificity", kde_weight=0.0, mmr_lambda=None, per_seed=60)
+    broad, _, _ = generative_rank(with_head, ca[None], None, neighbours, vectors, 10,
+                                  replace(base, specificity_center=100.0))
+    narrow, _, _ = generative_rank(with_head, ca[None], None, neighbours, vectors, 10,
+                                   replace(base, specificity_center=-100.0))
+    assert np.all(vectors(broad) @ a > 0.5)  # the mean's cluster
+    by_text = np.argsort(-(audio @ ca), kind="stable")[:10]
+    assert set(narrow.tolist()) <= set(np.argsort(-(audio @ ca))[:60].tolist())
+    assert narrow[0] == by_text[0] and set(narrow.tolist()) != set(broad.tolist())
 
 
 def test_search_service_caches_text_embeddings() -> None:
