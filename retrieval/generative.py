@@ -6,8 +6,9 @@ embeddings for the query (steered toward positive prompts or example tracks and 
 negative ones) and its conditional mean. The mean pairwise cosine distance of the seeds is the
 query's uncertainty (its *spread*, reported). The neighbours of the seeds, of the query point
 and of the mean form the candidate pool; the default ``adaptive`` fusion scores it by the query
-point for narrow requests and by the mean for broad ones (weighted by the spread, the terms
-added as reciprocal ranks), plus how close each candidate is to any seed, and maximal
+point for narrow requests and by the mean for broad ones (weighted by how far the query moves
+the prior's mean from its unconditional mean, or by the spread; the terms added as reciprocal
+ranks), plus how close each candidate is to any seed, and maximal
 marginal relevance picks a page that covers the regions the seeds found. ``likelihood`` scores
 the same pool by the prior's own likelihood ratio (:meth:`PriorPipeline.log_ratio`), slower
 and measured no better on broad queries. The older rules (reciprocal rank fusion over the
@@ -285,19 +286,21 @@ def _rrf_term(x: np.ndarray, k: float) -> np.ndarray:
 def adaptive_scores(vecs: np.ndarray, seeds: np.ndarray, query: np.ndarray | None,
                     mean: np.ndarray | None, config: GenerativeConfig,
                     breadth: float | None = None) -> np.ndarray:
-    """Relevance of candidates ``[n, dim]``: text point and conditional mean, mixed by spread.
+    """Relevance of candidates ``[n, dim]``: text point and conditional mean, mixed by breadth.
 
     ``score = (1 - a) f(cos(query, c)) + a f(cos(mean, c)) + kde_weight f(kde(c))`` with
-    ``a = breadth_weight(spread of the seeds)`` and ``f`` a z-score over the candidate pool
-    (``combine="z"``) or the reciprocal rank ``1 / (rrf_k + rank)`` within it (``"rank"``):
+    ``a`` the breadth weight (``breadth``: the query's specificity, or the seeds' spread) and
+    ``f`` a z-score over the candidate pool (``combine="z"``) or the reciprocal rank
+    ``1 / (rrf_k + rank)`` within it (``"rank"``):
     the two cosines live on different scales (text-to-audio cosines are lower than
     audio-to-audio), and neither raw value can be added to the other.
 
     Why this rule (measured on the validation split, see RESULTS.md): the literal text point
     ranks narrow requests ("a jig", "bagpipes") best, the conditional mean ranks broad ones
-    ("early music", "music to dance to") best, and no fixed mix matched both; the seeds'
-    spread tells them apart. Without a mean (a prior without a mean head) the seeds' normalised
-    average stands in for it. ``breadth``: ``a`` when the caller has it (:func:`query_breadth`).
+    ("early music", "music to dance to") best, and no fixed mix matched both; the query's
+    specificity (or, less well, the seeds' spread) tells them apart. Without a mean (a prior
+    without a mean head) the seeds' normalised average stands in for it. ``breadth``: ``a``
+    when the caller has it (:func:`query_breadth`, or the specificity's weight).
     """
     if mean is None:
         mean = l2_normalize(seeds.mean(0, keepdims=True))[0]
