@@ -105,6 +105,9 @@ def train_prior_command(
     scheduler: str = typer.Option("ddim", "--scheduler", help="Default sampler: ddim, dpm, euler, unipc."),
     sample_steps: int = typer.Option(8, "--sample-steps", min=1, help="Default denoising steps."),
     guidance: float = typer.Option(2.0, "--guidance", help="Default guidance scale (card)."),
+    negative_guidance: float = typer.Option(0.5, "--negative-guidance", min=0.0,
+                                            help="Default negative guidance scale (card): 0.5 removes a "
+                                            "negated attribute and keeps most of the request (RESULTS.md)."),
     seed: int = typer.Option(0, "--seed"),
     out: Path | None = typer.Option(None, "--out", help="Weights file (default: one per encoder id)."),
 ) -> None:
@@ -155,12 +158,13 @@ def train_prior_command(
                    + f"--steps {steps} --batch-size {batch_size} --width {width} "
                    f"--depth {depth} --prediction {prediction} --extra-captions {extra_captions} "
                    f"--captions-per-track {captions} --crop-s {crop_s:g} --guidance {guidance:g} "
+                   f"--negative-guidance {negative_guidance:g} "
                    f"--{'' if mean_head else 'no-'}mean-head --seed {seed}",
         "train_config": tc, "best_step": history["best_step"],
         "best_val_loss": round(history["best_val_loss"], 5), "train_seconds": history["seconds"],
         "val_loss_history": history["val_loss"],
         "sampling": {"scheduler": scheduler, "steps": sample_steps, "guidance": guidance,
-                     "negative_guidance": 1.0},
+                     "negative_guidance": negative_guidance},
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -107,7 +107,7 @@ class PriorPipeline:
         self.card = card or {}
         defaults = self.card.get("sampling", {})
         self.default_guidance = float(defaults.get("guidance", 2.0))
-        self.default_negative_guidance = float(defaults.get("negative_guidance", 1.0))
+        self.default_negative_guidance = float(defaults.get("negative_guidance", 0.5))
         self.threads = threads
         self._alphas_cumprod = training_scheduler(model.config).alphas_cumprod
         # Schedulers keep per-loop state (step index, multistep history): one loop at a time.
