@@ -428,13 +428,16 @@ def _print_report(report: dict[str, Any]) -> None:
             cells.append(f"{d['diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]")
         paired.add_row(f"{key} ({first[key]['queries']})", *cells)
     Console().print(paired)
-    steer = Table(title="negative prompt: share of top 10 with the negated attribute")
-    for c in ("query / negative", "method", "before", "after", "catalog share"):
+    steer = Table(title="negative prompt: share of top 10 with the negated attribute, and share "
+                        "that still answers the request")
+    for c in ("query / negative", "method", "negated before", "after", "catalog share",
+              "request kept before", "after"):
         steer.add_column(c)
     for method, rows in report["negative_steering"].items():
         for q, v in rows.items():
             steer.add_row(q, method, f"{v['before']:.2f}", f"{v['after']:.2f}",
-                          f"{v['catalog_share']:.2f}")
+                          f"{v['catalog_share']:.2f}", f"{v['kept_before']:.2f}",
+                          f"{v['kept_after']:.2f}")
     Console().print(steer)
     spread = res["generative"].get("spread", {})
     if report.get("repeats", 1) > 1 and spread:

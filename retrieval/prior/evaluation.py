@@ -134,6 +134,16 @@ NEGATIVE_QUERIES: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("a slow air", "flute", "instruments", ("flute", "tin whistle", "recorder")),
 ]
 
+#: What each negative query's request asks for (field, accepted values): the share of the top
+#: 10 in this set, with the negative, says how much of the request survives the steering
+#: (written before the negative guidance was re-chosen on it, 2026-11-29).
+NEGATIVE_KEEPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "Irish dance music": ("tradition", ("Irish", "Celtic", "Scottish")),
+    "a lively folk tune": ("tempo_bucket", ("fast",)),
+    "sacred music": ("tune_type", ("chorale", "mass movement")),
+    "a slow air": ("tune_type", ("air",)),
+}
+
 _FIRST_BROAD = frozenset(q for q, *_ in BROAD_QUERIES[:20])
 
 #: Single-attribute queries: the encoder evaluation's nineteen, then forty more (2026-11-29,
@@ -366,7 +376,10 @@ def paraphrase_queries(rows: Sequence[dict[str, Any]]) -> list[str]:
 def negative_steering(es: EvalSet, embed_text: Callable[[list[str]], np.ndarray],
                       rankers: Sequence[Callable[[np.ndarray, np.ndarray | None], np.ndarray]],
                       ) -> dict[str, dict[str, float]]:
-    """Share of top-10 tracks carrying the negated attribute, without and with the negative.
+    """Share of top-10 tracks carrying the negated attribute, without and with the negative,
+    and the share that still answers the request (:data:`NEGATIVE_KEEPS`): a negative that
+    removes its attribute by pulling the whole page off the request has not steered, it has
+    changed the subject.
 
     ``rankers``: ``rank(query, negative or None) -> row order``, one per sampling seed of a
     stochastic method (one for a deterministic one); shares are averaged over them.
@@ -374,12 +387,15 @@ def negative_steering(es: EvalSet, embed_text: Callable[[list[str]], np.ndarray]
     out = {}
     for q, neg, field, values in NEGATIVE_QUERIES:
         has = attribute_relevance(es.rows, field, values)
+        keeps = attribute_relevance(es.rows, *NEGATIVE_KEEPS[q])
         qv, nv = embed_text([q, neg])
-        before = [float(has[rank(qv, None)[:10]].mean()) for rank in rankers]
-        after = [float(has[rank(qv, nv)[:10]].mean()) for rank in rankers]
-        out[f"{q} / not {neg}"] = {"before": float(np.mean(before)),
-                                   "after": float(np.mean(after)),
-                                   "catalog_share": float(has.mean())}
+        tops = [(rank(qv, None)[:10], rank(qv, nv)[:10]) for rank in rankers]
+        out[f"{q} / not {neg}"] = {
+            "before": float(np.mean([has[b].mean() for b, _ in tops])),
+            "after": float(np.mean([has[a].mean() for _, a in tops])),
+            "catalog_share": float(has.mean()),
+            "kept_before": float(np.mean([keeps[b].mean() for b, _ in tops])),
+            "kept_after": float(np.mean([keeps[a].mean() for _, a in tops]))}
     return out
 
 

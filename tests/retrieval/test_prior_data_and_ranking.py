@@ -543,6 +543,34 @@ def test_attribute_figures_of_the_original_nineteen_queries_are_kept_apart() -> 
     assert res["attributes"]["nDCG@10 first 19"] < res["attributes"]["nDCG@10"]
 
 
+def test_negative_steering_reports_what_is_removed_and_what_is_kept() -> None:
+    """A negative that removes its attribute by leaving the request scores low on "kept"."""
+    from retrieval.prior.evaluation import NEGATIVE_KEEPS, NEGATIVE_QUERIES, EvalSet, negative_steering
+
+    assert set(NEGATIVE_KEEPS) == {q for q, *_ in NEGATIVE_QUERIES}
+    # rows 0-9: Irish fiddle tunes; 10-19: Irish flute tunes; 20-29: German songs, no fiddle
+    rows = ([{"tradition": "Irish", "instruments": ["fiddle"]}] * 10
+            + [{"tradition": "Irish", "instruments": ["flute"]}] * 10
+            + [{"tradition": "German folk", "instruments": ["voice"]}] * 10)
+    es = EvalSet(_unit(np.random.default_rng(0).normal(size=(30, DIM))), rows)
+
+    def embed_text(texts: list[str]) -> np.ndarray:
+        return _unit(np.random.default_rng(len(texts)).normal(size=(len(texts), DIM)))
+
+    def steers_well(q: np.ndarray, neg: np.ndarray | None) -> np.ndarray:
+        return np.arange(30) if neg is None else np.r_[10:20, 0:10, 20:30]
+
+    def changes_subject(q: np.ndarray, neg: np.ndarray | None) -> np.ndarray:
+        return np.arange(30) if neg is None else np.r_[20:30, 0:20]
+
+    good = negative_steering(es, embed_text, [steers_well])["Irish dance music / not fiddle"]
+    bad = negative_steering(es, embed_text, [changes_subject])["Irish dance music / not fiddle"]
+    assert good["before"] == bad["before"] == 1.0
+    assert good["after"] == bad["after"] == 0.0  # both remove the fiddle
+    assert good["kept_before"] == 1.0 and good["kept_after"] == 1.0
+    assert bad["kept_after"] == 0.0  # but only one still answers "Irish dance music"
+
+
 def test_selection_rule_and_sweep_parsing() -> None:
     from retrieval.prior.evaluation import MemoPrior, parse_sweep, select_setting
 
