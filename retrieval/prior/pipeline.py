@@ -170,7 +170,9 @@ class PriorPipeline:
                 one, zero = torch.ones(1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
                 coefs = [(float(sched.step(one, t, zero).prev_sample),
                           float(sched.step(zero, t, one).prev_sample)) for t in sched.timesteps]
-                assert float(sched.init_noise_sigma) == 1.0  # noqa: S101 - DDIM's, by definition
+                if float(sched.init_noise_sigma) != 1.0:  # the loop starts from unscaled noise
+                    raise RetrievalError(f"{self.scheduler_name}: init_noise_sigma "
+                                         f"{float(sched.init_noise_sigma)} is not 1")
                 plan = (sched.timesteps.clone(), coefs)
                 self._plans[key] = plan
         return plan
@@ -273,7 +275,7 @@ class PriorPipeline:
 
     @torch.inference_mode()
     def specificity(self, positives: np.ndarray) -> float:
-        """``1 - cos(mu(q), mu(null))`` for the positives' weighted mean ``q``: how far the
+        """``1 - cos(mu(q), mu(null))`` for the positives' normalised mean ``q``: how far the
         conditions move the conditional mean away from the unconditional one (a broad request
         moves it little). Needs a mean head.
 
