@@ -94,10 +94,10 @@ class GenerativeConfig:
 
     Defaults (``combine`` rank, ``rrf_k`` 30, ``breadth`` specificity (center 0.3, slope 40),
     ``kde_weight`` 0.25, ``mmr_lambda`` 0.9) were chosen on the validation split by a rule
-    fixed in advance: the setting closest to the better baseline's nDCG@10 on every query set, among those whose
-    broad-query pages are more diverse than the regression baseline's and cover more facets
-    than either baseline (``tunescope eval-prior --sweep``, which applies that rule). Each
-    setting is the mean of 3 sampling draws.
+    fixed in advance: the setting closest to the better baseline's nDCG@10 on every query
+    set, among those whose broad-query pages are more diverse than the regression baseline's
+    and cover more facets than either baseline (``tunescope eval-prior --sweep``, which
+    applies that rule). Each setting is the mean of 3 sampling draws.
     - First round: 144 settings (96 z-score, 48 rank), with 60 broad queries and 19
       single-attribute ones.
     - Second round, after the single-attribute queries grew to 59 (2026-11-29): 32 rank
@@ -263,12 +263,17 @@ def breadth_weight(spread: float, center: float, slope: float) -> float:
     return float(1.0 / (1.0 + np.exp(-slope * (spread - center))))
 
 
-def query_breadth(seeds: np.ndarray, query: np.ndarray | None, config: GenerativeConfig) -> float:
+def query_breadth(seeds: np.ndarray, query: np.ndarray | None, config: GenerativeConfig,
+                  specificity: float | None = None) -> float:
     """The weight ``a`` of the prior's mean for this query (1 without a text point).
 
-    One value per query, shared by the scores and the MMR lambda."""
+    From the request's ``specificity`` (:meth:`PriorPipeline.conditional_mean`) when
+    ``config.breadth`` asks for it and the prior has a mean head to give it, else from the
+    seeds' spread. One value per query, shared by the scores and the MMR lambda."""
     if query is None:
         return 1.0
+    if config.breadth == "specificity" and specificity is not None:
+        return breadth_weight(specificity, config.specificity_center, -config.specificity_slope)
     return breadth_weight(seed_spread(seeds), config.spread_center, config.spread_slope)
 
 
@@ -300,7 +305,7 @@ def adaptive_scores(vecs: np.ndarray, seeds: np.ndarray, query: np.ndarray | Non
     ("early music", "music to dance to") best, and no fixed mix matched both; the query's
     specificity (or, less well, the seeds' spread) tells them apart. Without a mean (a prior
     without a mean head) the seeds' normalised average stands in for it. ``breadth``: ``a``
-    when the caller has it (:func:`query_breadth`, or the specificity's weight).
+    when the caller has it (:func:`query_breadth`).
     """
     if mean is None:
         mean = l2_normalize(seeds.mean(0, keepdims=True))[0]
@@ -321,7 +326,7 @@ def rank_candidates(seeds: np.ndarray, query: np.ndarray | None, neighbours: Nei
                     vectors: Vectors, need: int, config: GenerativeConfig,
                     mean: np.ndarray | None = None,
                     likelihood: Callable[[np.ndarray], np.ndarray] | None = None,
-                    breadth: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    specificity: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The fused, diversified order of candidates for K seeds (and the plain query).
 
     Args:
@@ -336,8 +341,8 @@ def rank_candidates(seeds: np.ndarray, query: np.ndarray | None, neighbours: Nei
             fusion; its neighbours join the candidate pool).
         likelihood: ``likelihood`` fusion: candidate vectors ``[n, dim]`` -> scores ``[n]``
             (:meth:`PriorPipeline.log_ratio` for the query's conditions).
-        breadth: the weight ``a`` of the mean when the caller has it (``breadth=
-            "specificity"``); default: from the seeds' spread (:func:`query_breadth`).
+        specificity: the request's specificity, for ``breadth="specificity"``
+            (:func:`query_breadth`; None: the seeds' spread decides).
 
     Returns:
         ``(ids [<=need], scores [<=need])``: scores are the fused scores over the best
@@ -352,7 +357,7 @@ def rank_candidates(seeds: np.ndarray, query: np.ndarray | None, neighbours: Nei
     n = max(config.per_seed, need)
     ids_l, _ = neighbours(queries.astype(np.float32), n)
     k = len(seeds)
-    a = query_breadth(seeds, query, config) if breadth is None else breadth
+    a = query_breadth(seeds, query, config, specificity)
     if config.fusion in ("adaptive", "likelihood"):
         ids = np.unique(np.concatenate([np.asarray(x, np.int64) for x in ids_l]))
         vecs = vectors(ids) if len(ids) else np.zeros((0, seeds.shape[1]), np.float32)
@@ -405,13 +410,24 @@ def steer_query(query: np.ndarray, negatives: np.ndarray | None, weight: float) 
 
 
 def sample_seeds(prior: PriorPipeline, positives: np.ndarray, negatives: np.ndarray | None,
-                 config: GenerativeConfig) -> tuple[np.ndarray, np.ndarray]:
-    """K unit seeds ``[K, dim]`` and the conditional mean ``[dim]`` from the prior for
-    conditions ``[P, dim]`` / ``[N, dim]``."""
-    return prior.sample(positives, negatives, num_samples=config.seeds, seed=config.seed,
-                        guidance=config.guidance, negative_guidance=config.negative_guidance,
-                        num_inference_steps=config.steps, return_mean=True,
-                        mean_guidance=config.mean_guidance)
+                 config: GenerativeConfig) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """K unit seeds ``[K, dim]``, the conditional mean ``[dim]`` and the request's specificity
+    (None for a prior without a mean head) for conditions ``[P, dim]`` / ``[N, dim]``.
+
+    With a mean head, the mean and the specificity come from one pass of the head
+    (:meth:`PriorPipeline.conditional_mean`); without one, the mean is the sampler's first-step
+    estimate."""
+    sample = {"num_samples": config.seeds, "seed": config.seed, "guidance": config.guidance,
+              "negative_guidance": config.negative_guidance,
+              "num_inference_steps": config.steps}
+    if prior.model.mean_net is None:
+        seeds, mean = prior.sample(positives, negatives, return_mean=True, **sample)
+        return seeds, mean, None
+    seeds = prior.sample(positives, negatives, **sample)
+    mean, specificity = prior.conditional_mean(positives, negatives,
+                                               negative_guidance=config.negative_guidance,
+                                               mean_guidance=config.mean_guidance)
+    return seeds, mean, specificity
 
 
 def generative_rank(prior: PriorPipeline, positives: np.ndarray, negatives: np.ndarray | None,
@@ -429,7 +445,7 @@ def generative_rank(prior: PriorPipeline, positives: np.ndarray, negatives: np.n
         ``(ids [<=need], scores [<=need], seeds [K, dim])``.
     """
     pos = np.asarray(positives, np.float32).reshape(-1, prior.dim)
-    seeds, mean = sample_seeds(prior, pos, negatives, config)
+    seeds, mean, specificity = sample_seeds(prior, pos, negatives, config)
     w_neg = (prior.default_negative_guidance if config.negative_guidance is None
              else config.negative_guidance)
     query = steer_query(l2_normalize(pos.mean(0, keepdims=True))[0], negatives, w_neg)
@@ -439,12 +455,8 @@ def generative_rank(prior: PriorPipeline, positives: np.ndarray, negatives: np.n
                                timesteps=config.likelihood_timesteps,
                                noises=config.likelihood_noises, seed=config.seed)
 
-    breadth = None
-    if config.breadth == "specificity" and prior.model.mean_net is not None:
-        breadth = breadth_weight(prior.specificity(pos), config.specificity_center,
-                                 -config.specificity_slope)
     ids, scores = rank_candidates(seeds, query, neighbours, vectors, need, config, mean,
-                                  likelihood, breadth)
+                                  likelihood, specificity)
     return ids, scores, seeds
 
 

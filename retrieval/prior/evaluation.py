@@ -277,22 +277,14 @@ def evaluate(es: EvalSet, embed_text: Callable[[list[str]], np.ndarray],
             top = rank(q_broad[j], q)[:10]
             brd.append(list_metrics(top, rel, es))
             cov.append(facet_coverage(top, rel, es, facet))
-        first = [j for j, (q, _, _) in enumerate(broad) if q in _FIRST_BROAD]
-        first_att = [j for j, (q, _) in enumerate(attr) if q in _FIRST_ATTRIBUTES]
+        # The original query lists, comparable with figures from before the added queries.
+        first_att = _subset_means({"nDCG@10": [m["nDCG@10"] for m in att]},
+                                  [q for q, _ in attr], _FIRST_ATTRIBUTES, "first 19")
+        first_brd = _subset_means({"nDCG@10": [m["nDCG@10"] for m in brd], "facet_coverage": cov},
+                                  [q for q, _, _ in broad], _FIRST_BROAD, "first 20")
         out[name] = {"captions": _mean(cap), "paraphrases": _mean(par),
-                     "attributes": {**_mean(att),
-                                    # the encoder evaluation's nineteen, comparable with
-                                    # figures before the forty
-                                    **({"nDCG@10 first 19": float(np.mean(
-                                        [att[j]["nDCG@10"] for j in first_att]))}
-                                       if first_att else {})},
-                     "broad": {**_mean(brd), "facet_coverage": float(np.mean(cov)),
-                               # the original twenty, comparable with figures before the forty
-                               **({"nDCG@10 first 20": float(np.mean([brd[j]["nDCG@10"]
-                                                                      for j in first])),
-                                   "facet_coverage first 20": float(np.mean([cov[j]
-                                                                             for j in first]))}
-                                  if first else {})},
+                     "attributes": {**_mean(att), **first_att},
+                     "broad": {**_mean(brd), "facet_coverage": float(np.mean(cov)), **first_brd},
                      "broad_per_query": {q: round(c, 3) for (q, _, _), c in zip(broad, cov,
                                                                                strict=True)},
                      # per-query values, for paired comparisons (:func:`paired_differences`)
@@ -300,6 +292,13 @@ def evaluate(es: EvalSet, embed_text: Callable[[list[str]], np.ndarray],
                                    "attributes": _column(att),
                                    "broad": {**_column(brd), "facet_coverage": cov}}}
     return out
+
+
+def _subset_means(columns: dict[str, list[float]], queries: list[str], subset: frozenset[str],
+                  label: str) -> dict[str, float]:
+    """``{"<metric> <label>": mean over the queries in subset}`` (empty when none was asked)."""
+    keep = [j for j, q in enumerate(queries) if q in subset]
+    return {f"{m} {label}": float(np.mean([v[j] for j in keep])) for m, v in columns.items()} if keep else {}
 
 
 def average_results(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -424,7 +423,7 @@ def modality_gap(text: np.ndarray, audio: np.ndarray, prior: Any, config: Genera
     """
     seed_cos, mean_cos, mu_cos = [], [], []
     for t, a in zip(text, audio, strict=True):
-        s, mu = sample_seeds(prior, t, None, config)
+        s, mu, _ = sample_seeds(prior, t, None, config)
         seed_cos.append(float((s @ a).mean()))
         m = s.mean(0)
         mean_cos.append(float(m @ a / (np.linalg.norm(m) + 1e-9)))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -236,60 +236,89 @@ class PriorPipeline:
         steps = num_inference_steps or self.num_inference_steps
         need_mean = return_mean and self.model.mean_net is None
         mean: torch.Tensor | None = None
-        if self.scheduler_name in _AFFINE_SCHEDULERS:
-            timesteps, step_coef = self._affine_plan(steps)
-            with _torch_threads(self.threads):
-                x = self.initial_noise(k, seed)
-                # The time and condition parts of every step, before the loop (one batched pass).
-                mods = self.model.schedule_modulations(timesteps.to(torch.float32), cond_e)
-                for i, (c_out, c_x) in enumerate(step_coef):
-                    guided = self.model.denoise_modulated(x, cond_h, mods[i], coef)  # [K, d]
-                    if need_mean and mean is None:
-                        mean = self._x0_estimate(guided, x, self._alphas_cumprod[int(timesteps[i])]
-                                                 ).mean(0)
-                    x = torch.add(x * c_x, guided, alpha=c_out)
-        else:
-            with self._lock, _torch_threads(self.threads):
+        # DDIM steps from precomputed numbers and touches no scheduler state; the others share
+        # the scheduler object, one loop at a time.
+        affine = self.scheduler_name in _AFFINE_SCHEDULERS
+        with (nullcontext() if affine else self._lock), _torch_threads(self.threads):
+            x = self.initial_noise(k, seed)
+            if affine:
+                timesteps, step_coef = self._affine_plan(steps)
+            else:
                 sched = self.scheduler
                 sched.set_timesteps(steps)
-                x = self.initial_noise(k, seed) * sched.init_noise_sigma
-                mods = self.model.schedule_modulations(sched.timesteps.to(torch.float32), cond_e)
-                for i, t in enumerate(sched.timesteps):
-                    x_t = sched.scale_model_input(x, t)  # variance-preserving x_t for any sampler
-                    guided = self.model.denoise_modulated(x_t, cond_h, mods[i], coef)
-                    if need_mean and mean is None:
-                        mean = self._x0_estimate(guided, x_t, self._alphas_cumprod[int(t)]).mean(0)
+                timesteps = sched.timesteps
+                x = x * sched.init_noise_sigma
+            # The time and condition parts of every step, before the loop (one batched pass).
+            mods = self.model.schedule_modulations(timesteps.to(torch.float32), cond_e)
+            for i, t in enumerate(timesteps):
+                # variance-preserving x_t for any sampler (DDIM's is x itself)
+                x_t = x if affine else sched.scale_model_input(x, t)
+                guided = self.model.denoise_modulated(x_t, cond_h, mods[i], coef)  # [K, d]
+                if need_mean and mean is None:
+                    mean = self._x0_estimate(guided, x_t, self._alphas_cumprod[int(t)]).mean(0)
+                if affine:
+                    c_out, c_x = step_coef[i]
+                    x = torch.add(x * c_x, guided, alpha=c_out)
+                else:
                     x = sched.step(guided, t, x).prev_sample
         samples = l2_normalize((x / self.config.scale).numpy())
         if not return_mean:
             return samples
         if self.model.mean_net is not None:
-            mu = self.model.predict_mean(cond)  # [G, d]: null, positives, negatives
-            mean = mu[0]
-            if len(pos):
-                mean = mean + float(mean_guidance) * (a @ (mu[1:1 + len(pos)] - mu[0]))
-            if len(neg):
-                mean = mean - w_neg * (b @ (mu[1 + len(pos):] - mu[0]))
+            return samples, self._head_mean(cond, a, b, w_neg, mean_guidance)[0]
         assert mean is not None  # set at the first step (there is always at least one)
         return samples, l2_normalize(mean[None].numpy())[0]
 
     @torch.inference_mode()
+    def conditional_mean(self, positives: np.ndarray | None, negatives: np.ndarray | None = None,
+                         *, negative_guidance: float | None = None,
+                         positive_weights: Sequence[float] | None = None,
+                         negative_weights: Sequence[float] | None = None,
+                         mean_guidance: float = 1.0) -> tuple[np.ndarray, float]:
+        """The mean head's conditional mean (as :meth:`sample` returns it) and the request's
+        *specificity*, from one pass of the head.
+
+        ``specificity = 1 - cos(m, mu_u)`` with ``m = mu_u + sum_i a_i (mu(pos_i) - mu_u)``:
+        how far the positives move the conditional mean away from the unconditional one. A
+        single attribute ("bagpipes") moves it far, a broad request ("folk music") little
+        (:class:`~retrieval.generative.GenerativeConfig` ``breadth``). 0 without positives.
+
+        Raises:
+            RetrievalError: the prior has no mean head.
+        """
+        if self.model.mean_net is None:
+            raise RetrievalError("the conditional mean head is missing: this prior was trained "
+                                 "without --mean-head")
+        w_neg = self.default_negative_guidance if negative_guidance is None else float(
+            negative_guidance)
+        pos = self._conditions(positives, "positives")
+        neg = self._conditions(negatives, "negatives")
+        a = _weights(positive_weights, len(pos), "positive_weights")
+        b = _weights(negative_weights, len(neg), "negative_weights")
+        cond = torch.cat([self.model.null_cond[None, :], pos, neg])
+        return self._head_mean(cond, a, b, w_neg, mean_guidance)
+
     def specificity(self, positives: np.ndarray) -> float:
-        """``1 - cos(mu(q), mu(null))`` for the positives' normalised mean ``q``: how far the
-        conditions move the conditional mean away from the unconditional one (a broad request
-        moves it little). Needs a mean head.
+        """The specificity of :meth:`conditional_mean` alone.
 
         Raises:
             RetrievalError: the prior has no mean head, or there is no positive.
         """
-        if self.model.mean_net is None:
-            raise RetrievalError("specificity needs a prior with a mean head")
-        pos = self._conditions(positives, "positives")
-        if not len(pos):
+        if not len(self._conditions(positives, "positives")):
             raise RetrievalError("specificity needs at least one positive condition")
-        q = torch.nn.functional.normalize(pos.mean(0, keepdim=True), dim=-1)
-        mu = self.model.predict_mean(torch.cat([self.model.null_cond[None, :], q]))
-        return float(1.0 - torch.nn.functional.cosine_similarity(mu[0], mu[1], dim=0))
+        return self.conditional_mean(positives)[1]
+
+    def _head_mean(self, cond: torch.Tensor, a: torch.Tensor, b: torch.Tensor, w_neg: float,
+                   mean_guidance: float) -> tuple[np.ndarray, float]:
+        """``(unit mean [dim], specificity)`` for conditions ``[null, pos_1..P, neg_1..N]``."""
+        mu = self.model.predict_mean(cond)  # [G, d], unit rows
+        mu_u, p = mu[0], len(a)
+        pull = a @ (mu[1:1 + p] - mu_u) if p else torch.zeros_like(mu_u)
+        mean = mu_u + float(mean_guidance) * pull
+        if len(b):
+            mean = mean - w_neg * (b @ (mu[1 + p:] - mu_u))
+        spec = 1.0 - float(torch.nn.functional.cosine_similarity(mu_u + pull, mu_u, dim=0)) if p else 0.0
+        return l2_normalize(mean[None].numpy())[0], spec
 
     @torch.inference_mode()
     def log_ratio(self, candidates: np.ndarray, positives: np.ndarray,
