@@ -222,15 +222,10 @@ class PriorPipeline:
         if num_samples < 1:
             raise RetrievalError(f"num_samples must be at least 1, got {num_samples}")
         w = self.default_guidance if guidance is None else float(guidance)
-        w_neg = self.default_negative_guidance if negative_guidance is None else float(
-            negative_guidance)
-        pos = self._conditions(positives, "positives")
-        neg = self._conditions(negatives, "negatives")
-        a = _weights(positive_weights, len(pos), "positive_weights")
-        b = _weights(negative_weights, len(neg), "negative_weights")
-        k = num_samples
         # Condition groups: [null, pos_1..P, neg_1..N]; the K seeds share each.
-        cond = torch.cat([self.model.null_cond[None, :], pos, neg])  # [G, d]
+        cond, a, b, w_neg = self._condition_groups(positives, negatives, positive_weights,
+                                                   negative_weights, negative_guidance)
+        k = num_samples
         coef = guidance_coefficients(a, b, w, w_neg)  # [G], sums to 1
         cond_h, cond_e = self.model.condition(cond)
         steps = num_inference_steps or self.num_inference_steps
@@ -289,14 +284,23 @@ class PriorPipeline:
         if self.model.mean_net is None:
             raise RetrievalError("the conditional mean head is missing: this prior was trained "
                                  "without --mean-head")
+        cond, a, b, w_neg = self._condition_groups(positives, negatives, positive_weights,
+                                                   negative_weights, negative_guidance)
+        return self._head_mean(cond, a, b, w_neg, mean_guidance)
+
+    def _condition_groups(self, positives: np.ndarray | None, negatives: np.ndarray | None,
+                          positive_weights: Sequence[float] | None,
+                          negative_weights: Sequence[float] | None,
+                          negative_guidance: float | None
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+        """``(conditions [null, pos_1..P, neg_1..N], a [P], b [N], w_neg)``, validated."""
         w_neg = self.default_negative_guidance if negative_guidance is None else float(
             negative_guidance)
         pos = self._conditions(positives, "positives")
         neg = self._conditions(negatives, "negatives")
         a = _weights(positive_weights, len(pos), "positive_weights")
         b = _weights(negative_weights, len(neg), "negative_weights")
-        cond = torch.cat([self.model.null_cond[None, :], pos, neg])
-        return self._head_mean(cond, a, b, w_neg, mean_guidance)
+        return torch.cat([self.model.null_cond[None, :], pos, neg]), a, b, w_neg
 
     def specificity(self, positives: np.ndarray) -> float:
         """The specificity of :meth:`conditional_mean` alone.
