@@ -239,9 +239,9 @@ def _open_state(settings: Settings, encoder: Encoder | None,
 
     factory = open_catalog(settings.resolved_database_url)
     if encoder is None and service is None:
-        from api.settings import configured_encoder
+        from api.wiring import build_encoder
 
-        encoder = configured_encoder(settings)
+        encoder = build_encoder(settings)
     if service is None:
         # One FAISS thread per query: the server's parallelism is its concurrent requests, and
         # OpenMP teams spun up inside each request thread oversubscribe the CPU (10x slower).

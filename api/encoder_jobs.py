@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from generation.captions import facts_from_row, training_captions
-from generation.render import HELDOUT_SOUNDFONT, soundfont_paths, training_soundfonts
-from generation.training_data import FeatureSet, build_feature_set
+from generation.demo.training_data import FeatureSet, build_feature_set
+from generation.symbolic.render import HELDOUT_SOUNDFONT, soundfont_paths, training_soundfonts
+from retrieval.captions import facts_from_row, training_captions
 from retrieval.encoders.default import DEFAULT_WEIGHTS, ClapMini, load_minilm
 from retrieval.encoders.evaluation import retrieval_metrics, zero_shot
 from retrieval.encoders.features import FEATURE_VERSION, frames_for

@@ -56,17 +56,6 @@ class Settings(BaseSettings):
         return self.home / "indexes"
 
 
-def configured_encoder(settings: Settings, name: str | None = None):  # noqa: ANN201 - an Encoder (lazy torch)
-    """The encoder named by ``name`` or ``TUNESCOPE_ENCODER``, with its configured weights path.
-
-    The single place where settings become an encoder: the CLI, the ingest embedding stage and
-    the HTTP app all call it, so they always agree on which vectors a query is compared with.
-    """
-    from retrieval.encoders import load_encoder
-
-    return load_encoder(name or settings.encoder, settings.encoder_path, settings.device)
-
-
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Settings read once per process (tests call ``get_settings.cache_clear()``)."""

@@ -1,7 +1,7 @@
 """Rendering speed: audio seconds produced per wall second.
 
 Three measurements in one run, on the same pieces:
-- ``direct``: our path, score -> note events -> tinysoundfont (``generation.render``);
+- ``direct``: our path, score -> note events -> tinysoundfont (``generation.symbolic.render``);
 - ``midi detour`` (baseline): the conventional path, music21 writes a MIDI file, pretty_midi
   reads it back into notes, then the same synthesizer plays them — what we avoid;
 - ``catalog``: ``build_catalog`` end to end (parse + render + FLAC) on all cores.
@@ -22,9 +22,9 @@ import numpy as np
 
 
 def _pieces(n: int):
-    from generation.corpus import corpus_root
-    from generation.demo_catalog import _quiet_music21, plan_catalog
-    from generation.render import load_score
+    from generation.demo.catalog import _quiet_music21, plan_catalog
+    from generation.symbolic.corpus import corpus_root
+    from generation.symbolic.render import load_score
 
     _quiet_music21()
     plan = [s for s in plan_catalog(n * 3, seed=11) if s.family != "quartet"][:n]
@@ -32,7 +32,7 @@ def _pieces(n: int):
 
 
 def _spec(ev, soundfont: str, seconds: float):
-    from generation.render import RenderSpec
+    from generation.symbolic.render import RenderSpec
 
     progs = tuple((40,) for _ in range(ev.n_voices))
     octs = tuple((0,) for _ in range(ev.n_voices))
@@ -44,7 +44,7 @@ def _events_via_midi(score):
     """The MIDI detour: music21 MIDI export, pretty_midi import, back to our event arrays."""
     import pretty_midi
 
-    from generation.render import Events
+    from generation.symbolic.render import Events
 
     pretty_midi.pretty_midi.MAX_TICK = 1e9  # music21 files trip pretty_midi's corruption guard
     with tempfile.NamedTemporaryFile(suffix=".mid", delete=False) as f:
@@ -69,8 +69,8 @@ def _events_via_midi(score):
 
 
 def main(argv: list[str] | None = None) -> None:
-    from generation.demo_catalog import build_catalog
-    from generation.render import render, score_to_events, training_soundfonts
+    from generation.demo.catalog import build_catalog
+    from generation.symbolic.render import render, score_to_events, training_soundfonts
 
     p = argparse.ArgumentParser(prog="bench_render")
     p.add_argument("--pieces", type=int, default=24)

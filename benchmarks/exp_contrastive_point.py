@@ -87,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import retrieval.generative as gen
-    from api.commands.prior import _embedded, _encoder
+    from api.commands.prior import _embedded
     from api.settings import get_settings
+    from api.wiring import build_encoder
     from retrieval.encoders.base import l2_normalize
     from retrieval.prior import prior_weights_path
     from retrieval.prior.data import concat_pairs
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     settings = get_settings()
-    enc = _encoder(settings)
+    enc = build_encoder(settings)
     prior = PriorPipeline.from_pretrained(prior_weights_path(enc.id))
     data = prior.card.get("data", {})
     per_track, extra = int(data.get("captions_per_track", 4)), int(data.get("extra_captions", 0))

@@ -32,10 +32,10 @@ def _embedding_stage(settings: Settings) -> OnBatch | None:
     and adds their ``Embedding`` rows to ``session``; it runs inside each batch's transaction
     (see :func:`index.ingest.ingest`). ``None`` means tracks are ingested without embeddings.
     """
-    from api.settings import configured_encoder
+    from api.wiring import build_encoder
     from retrieval.embedding import make_embedding_stage
 
-    return make_embedding_stage(configured_encoder(settings), AudioStore(settings.audio_dir))
+    return make_embedding_stage(build_encoder(settings), AudioStore(settings.audio_dir))
 
 
 def ingest_command(

@@ -30,8 +30,8 @@ def demo_catalog(
 
     ``--split test --soundfont heldout`` renders an evaluation set: pieces no model trained on,
     played by a soundfont none trained on (``tunescope eval-prior --catalog`` reads it)."""
-    from generation.demo_catalog import build_catalog
-    from generation.render import HELDOUT_SOUNDFONT, soundfont_paths
+    from generation.demo.catalog import build_catalog
+    from generation.symbolic.render import HELDOUT_SOUNDFONT, soundfont_paths
 
     bad = sorted(set(split) - {"train", "validation", "test"})
     if bad:

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from api.settings import configured_encoder, get_settings
+from api.settings import get_settings
+from api.wiring import build_encoder
 
 console = Console(stderr=True)
 
@@ -32,7 +33,7 @@ def embed_command(
 
     settings = get_settings()
     factory = open_from_settings(settings)
-    enc = configured_encoder(settings, encoder)
+    enc = build_encoder(settings, encoder)
     with factory() as s:
         todo = len(missing_track_ids(s, enc.id))
     if todo == 0:

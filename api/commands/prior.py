@@ -28,15 +28,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from api.settings import Settings, get_settings
+from api.wiring import build_encoder
 from retrieval.generative import GenerativeConfig
 
 console = Console(stderr=True)
-
-
-def _encoder(settings: Settings):  # noqa: ANN202 - an Encoder (imports torch lazily)
-    from retrieval.encoders import load_encoder
-
-    return load_encoder(settings.encoder, settings.encoder_path, settings.device)
 
 
 def _bar(label: str) -> Progress:
@@ -120,7 +115,7 @@ def train_prior_command(
     from retrieval.prior.training import TrainConfig, save_prior, train_prior
 
     settings = get_settings()
-    enc = _encoder(settings)
+    enc = build_encoder(settings)
     catalogs = list(catalog) or [settings.home / "demo-catalog"]
     with _domain_errors():
         cats = _embedded(settings, list(catalogs), enc, crop_s, extra_captions)
@@ -256,7 +251,7 @@ def eval_prior_command(
             raise RetrievalError(str(e)) from None
         sweep_cfgs = {", ".join(f"{k}={v}" for k, v in o.items()): replace(gen_cfg, **o) for o in overrides}
     settings = get_settings()
-    enc = _encoder(settings)
+    enc = build_encoder(settings)
     with _domain_errors():
         prior = PriorPipeline.from_pretrained(prior_path or prior_weights_path(enc.id), scheduler=scheduler)
     if prior.encoder_id != enc.id:

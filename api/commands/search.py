@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.settings import configured_encoder, get_settings
+from api.settings import get_settings
+from api.wiring import build_encoder
 
 index_app = typer.Typer(help="The vector index of the configured encoder.", no_args_is_help=True)
 
@@ -56,7 +57,7 @@ def index_build(
     from index.vectors import IndexConfig, VectorIndex
 
     settings = get_settings()
-    enc = configured_encoder(settings)
+    enc = build_encoder(settings)
     sf = open_catalog(settings.resolved_database_url)
     config = IndexConfig(factory=factory, device=settings.device)
     if rebuild:
@@ -74,7 +75,7 @@ def index_status() -> None:
     from index.vectors import _safe_name, db_watermark
 
     settings = get_settings()
-    enc = configured_encoder(settings)
+    enc = build_encoder(settings)
     path = Path(settings.index_dir) / f"{_safe_name(enc.id)}.json"
     manifest = json.loads(path.read_text()) if path.exists() else None
     with open_catalog(settings.resolved_database_url)() as session:

@@ -11,17 +11,14 @@ the filter values.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
+from api.wiring import load_prior
 from retrieval.errors import RetrievalError, WeightsNotFoundError
 from retrieval.search import Hit, SearchOptions, SearchResult, SearchService
 
 SEARCH_MODES = ("text", "generative")
-_priors: dict[str, Any] = {}
-_lock = threading.Lock()
 
 
 def split_mode(options: SearchOptions) -> tuple[str, SearchOptions]:
@@ -33,23 +30,6 @@ def split_mode(options: SearchOptions) -> tuple[str, SearchOptions]:
     rest = tuple(v for v in values if v.strip().lower() not in SEARCH_MODES)
     search_mode = chosen[-1].strip().lower()
     return search_mode, replace(options, filters=replace(options.filters, mode=rest))
-
-
-def load_prior(encoder_id: str, weights_dir: str | Path | None = None) -> Any:
-    """The prior trained for ``encoder_id`` (a :class:`PriorPipeline`), cached per process.
-
-    Raises:
-        WeightsNotFoundError: no prior for this encoder (``tunescope train-prior`` makes one).
-    """
-    from retrieval.prior import prior_weights_path
-    from retrieval.prior.pipeline import PriorPipeline
-
-    key = f"{encoder_id}|{weights_dir}"
-    with _lock:
-        if key not in _priors:
-            _priors[key] = PriorPipeline.from_pretrained(prior_weights_path(encoder_id,
-                                                                            weights_dir))
-        return _priors[key]
 
 
 def generative_search_response(service: SearchService, q: str, options: SearchOptions, *,

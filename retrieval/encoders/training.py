@@ -9,7 +9,7 @@ encode those attributes, and the contrastive loss then aligns them with words.
 Captions that are identical strings inside a batch ("A jig") are all positives (soft targets),
 not false negatives. The text tower is frozen MiniLM: caption vectors are computed once.
 
-Everything here takes arrays; rendering the data lives in ``generation.training_data``.
+Everything here takes arrays; rendering the data lives in ``generation.demo.training_data``.
 """
 
 from __future__ import annotations

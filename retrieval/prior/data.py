@@ -13,7 +13,7 @@ Captions: the catalog ships three or four per track. The prior learns ``p(audio 
 them, and three captions per track teach it little about short or partial requests ("a jig",
 "something slow on the harp"), which are exactly the broad queries it exists for. So
 ``extra_captions`` draws more captions per row from the row's facts with the *training* caption
-generator (:func:`generation.captions.training_captions`); the evaluation-only paraphrase
+generator (:func:`retrieval.captions.training_captions`); the evaluation-only paraphrase
 templates are never used for training.
 """
 
@@ -108,7 +108,7 @@ def row_captions(row: Mapping[str, Any], extra: int = 0) -> list[str]:
     shipped = list(row.get("captions") or [])
     if extra <= 0:
         return shipped
-    from generation.captions import facts_from_row, training_captions
+    from retrieval.captions import facts_from_row, training_captions
 
     seed = int(hashlib.sha256(str(row.get("path")).encode()).hexdigest()[:8], 16)
     fresh = training_captions(facts_from_row(row), len(shipped) + extra, seed)

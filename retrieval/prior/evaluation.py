@@ -366,7 +366,7 @@ def paired_differences(results: dict[str, dict[str, Any]], method: str = "genera
 
 def paraphrase_queries(rows: Sequence[dict[str, Any]]) -> list[str]:
     """One evaluation-only paraphrase per row (seeded by the row's position: reproducible)."""
-    from generation.captions import facts_from_row, paraphrase_captions
+    from retrieval.captions import facts_from_row, paraphrase_captions
 
     return [(paraphrase_captions(facts_from_row(r), 1, seed=i) or [r["captions"][0]])[0]
             for i, r in enumerate(rows)]

@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from api.commands import demo
-from generation.render import HELDOUT_SOUNDFONT, soundfont_paths
+from generation.symbolic.render import HELDOUT_SOUNDFONT, soundfont_paths
 from tests.conftest import cli_app
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from generation.captions import (
+from generation.demo.catalog import plan_catalog, split_of
+from generation.symbolic.corpus import abc_headers, list_sources, parse_abc_key, split_abc
+from retrieval.captions import (
     meter_class,
     mode_family,
     paraphrase_captions,
     tempo_bucket,
     training_captions,
 )
-from generation.corpus import abc_headers, list_sources, parse_abc_key, split_abc
-from generation.demo_catalog import plan_catalog, split_of
 
 
 @pytest.mark.parametrize("value,expected", [

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from generation.corpus import list_sources
-from generation.demo_catalog import build_catalog
+from generation.demo.catalog import build_catalog
 from generation.errors import GenerationError
-from generation.render import RenderSpec, load_score, render, score_to_events, soundfont_paths
+from generation.symbolic.corpus import list_sources
+from generation.symbolic.render import RenderSpec, load_score, render, score_to_events, soundfont_paths
 
 JIG = """X:1
 T:Test jig

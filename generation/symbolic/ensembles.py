@@ -118,7 +118,7 @@ def ensemble(name: str, polyphonic: bool) -> Ensemble:
 
 
 def programs_for(ens: Ensemble, n_voices: int) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[int, ...], ...]]:
-    """(programs, octave shifts) per voice for :class:`generation.render.RenderSpec`."""
+    """(programs, octave shifts) per voice for :class:`generation.symbolic.render.RenderSpec`."""
     if not ens.polyphonic:
         return (ens.programs,), (ens.octaves,)
     progs = tuple((ens.programs[min(v, len(ens.programs) - 1)],) for v in range(n_voices))

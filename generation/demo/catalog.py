@@ -26,17 +26,17 @@ from typing import Any
 
 import numpy as np
 
-from generation.captions import (
+from generation.errors import GenerationError
+from generation.symbolic.corpus import Source, corpus_root, list_sources
+from generation.symbolic.ensembles import FAMILY_ENSEMBLES, ensemble, programs_for
+from generation.symbolic.render import RenderSpec, load_score, render, score_to_events, training_soundfonts
+from retrieval.captions import (
     meter_class,
     mode_family,
     paraphrase_captions,
     tempo_bucket,
     training_captions,
 )
-from generation.corpus import Source, corpus_root, list_sources
-from generation.ensembles import FAMILY_ENSEMBLES, ensemble, programs_for
-from generation.errors import GenerationError
-from generation.render import RenderSpec, load_score, render, score_to_events, training_soundfonts
 
 #: Share of the catalog per corpus family (quartets are capped by the corpus: 40 movements).
 FAMILY_SHARE = {

@@ -5,7 +5,7 @@ transposition — i.e. pitch shift with the key label moved along — and excerp
 each render goes through a random room (synthetic reverberation), EQ and level before its
 features are computed in the worker. Only the compact features (float16) travel back.
 
-Splits come from :func:`generation.demo_catalog.split_of`, so the encoder never trains on a
+Splits come from :func:`generation.demo.catalog.split_of`, so the encoder never trains on a
 test piece of the demo catalog.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from generation.demo_catalog import RenderJob, plan_catalog, render_job
+from generation.demo.catalog import RenderJob, plan_catalog, render_job
 from retrieval.encoders.features import SAMPLE_RATE, frames_for
 
 CLIP_S = 20.0  # every render is >= 20 s; training crops windows out of the first 20 s
