@@ -18,8 +18,8 @@ import pytest
 import torch
 import uvicorn
 
+from api import wiring
 from api.app import create_app
-from api.routes import generative as generative_route
 from api.settings import Settings
 from retrieval.prior.model import PriorConfig, PriorDenoiser
 from retrieval.prior.pipeline import PriorPipeline
@@ -49,7 +49,7 @@ def server(catalog_home: Path):  # noqa: ANN201
     prior = PriorPipeline(PriorDenoiser(PriorConfig(dim=encoder.dim, width=8, depth=1,
                                                     time_dim=8, mean_head=True, mean_width=8)),
                           "ddim", 4, card={"encoder_id": encoder.id})
-    generative_route._priors[f"{encoder.id}|None"] = prior
+    wiring._priors[f"{encoder.id}|None"] = prior
     app = create_app(Settings(home=catalog_home, api_key=API_KEY), encoder=encoder)
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -61,7 +61,7 @@ def server(catalog_home: Path):  # noqa: ANN201
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(10)
-    generative_route._priors.pop(f"{encoder.id}|None", None)
+    wiring._priors.pop(f"{encoder.id}|None", None)
 
 
 def test_page_end_to_end(server: str, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import torch
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from api import wiring
 from api.routes import generative as route
 from retrieval.prior.model import PriorConfig, PriorDenoiser
 from retrieval.prior.pipeline import PriorPipeline
@@ -21,9 +22,9 @@ def with_prior(app: FastAPI):  # noqa: ANN201 - yields the injected prior
     prior = PriorPipeline(PriorDenoiser(PriorConfig(dim=TinyEncoder().dim, width=8, depth=1,
                                                     time_dim=8)), "ddim", 4,
                           card={"encoder_id": enc_id})
-    route._priors[f"{enc_id}|None"] = prior
+    wiring._priors[f"{enc_id}|None"] = prior
     yield prior
-    route._priors.pop(f"{enc_id}|None", None)
+    wiring._priors.pop(f"{enc_id}|None", None)
 
 
 def test_split_mode_keeps_musical_modes() -> None:
@@ -50,7 +51,7 @@ def test_generative_search(client: TestClient, with_prior: PriorPipeline) -> Non
 
 
 def test_generative_search_without_a_prior(client: TestClient, app: FastAPI) -> None:
-    route._priors.pop(f"{app.state.tunescope.service.encoder.id}|None", None)
+    wiring._priors.pop(f"{app.state.tunescope.service.encoder.id}|None", None)
     r = client.get("/v1/search", params={"q": "a reel", "mode": "generative"})
     assert r.status_code == 400 and "train-prior" in r.json()["detail"]
 
