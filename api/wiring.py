@@ -8,16 +8,17 @@ from the same encoder, the same weights and the same device everywhere.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import Session
+
 from api.settings import Settings
+from index.store import AudioStore
 
 if TYPE_CHECKING:  # heavy imports stay lazy: torch loads only when an encoder is built
-    from collections.abc import Callable
-
-    from sqlalchemy.orm import Session
-
     from retrieval.encoders.base import Encoder
     from retrieval.prior.pipeline import PriorPipeline
     from retrieval.search import SearchService
@@ -68,3 +69,53 @@ def build_search_service(settings: Settings, encoder: Encoder,
 
     return SearchService.open(encoder, session_factory, settings.index_dir,
                               index_config=IndexConfig(device=settings.device, threads=1))
+
+
+@dataclass
+class AppState:
+    """Everything a request needs, built once per app by :func:`build_state`.
+
+    Attributes:
+        settings: the configuration the app was built from.
+        session_factory: opens a catalog database session.
+        store: the content-addressed audio store.
+        service: the search service (encoder, vector index, column store).
+        write_lock: serialises catalog writes (upload, delete) so the index, the store and the
+            database change in the same order.
+        prior: the diffusion prior for generative search; ``None`` loads the one trained for
+            the service's encoder on first use (:meth:`get_prior`).
+    """
+
+    settings: Settings
+    session_factory: Callable[[], Session]
+    store: AudioStore
+    service: SearchService
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    prior: PriorPipeline | None = None
+
+    def get_prior(self) -> PriorPipeline:
+        """The injected prior, else the one trained for the service's encoder (cached).
+
+        Raises:
+            WeightsNotFoundError: no prior exists for this encoder.
+        """
+        return self.prior if self.prior is not None else load_prior(self.service.encoder.id)
+
+
+def build_state(settings: Settings, encoder: Encoder | None = None, *,
+                service: SearchService | None = None,
+                prior: PriorPipeline | None = None) -> AppState:
+    """Open the catalog and build the search service (unless one is injected, as benchmarks do).
+
+    Args:
+        settings: configuration.
+        encoder: the text-audio encoder; built from ``settings`` when omitted.
+        service: a ready search service (its encoder is then the one used).
+        prior: a diffusion prior to use instead of the one found for the encoder (tests).
+    """
+    from index.db import open_catalog
+
+    factory = open_catalog(settings.resolved_database_url)
+    if service is None:
+        service = build_search_service(settings, encoder or build_encoder(settings), factory)
+    return AppState(settings, factory, AudioStore(settings.audio_dir), service, prior=prior)

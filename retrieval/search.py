@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from collections.abc import Sequence as _Seq
 
 import numpy as np
 from sqlalchemy import select
@@ -605,3 +606,82 @@ def _with_excluded(o: SearchOptions, ids: Iterable[int]) -> SearchOptions:
                          exclude_ids=frozenset(o.exclude_ids) | frozenset(ids),
                          mmr_lambda=o.mmr_lambda, max_per_piece=o.max_per_piece,
                          max_per_artist=o.max_per_artist)
+
+# ---- TEMPORARY (reshape-api worktree only; replaced by retrieval/search/fields.py at merge)
+
+#: ``categorical``: one value per track; ``list``: a track holds several (tags, instruments);
+#: ``range``: a numeric column filtered by an inclusive min/max.
+FilterKind = Literal["categorical", "list", "range"]
+
+
+@dataclass(frozen=True)
+class FilterField:
+    """One filterable column of the catalog.
+
+    Attributes:
+        name: key in :class:`Filters` and in the API's JSON body ("collection", "tempo"); a
+            range field appears as ``<name>_min`` / ``<name>_max``.
+        column: attribute of :class:`index.models.Track` and of ``TrackMeta`` ("tempo_bpm").
+        kind: see :data:`FilterKind`.
+        help: one line for OpenAPI and the web page.
+        param: query-parameter name when it differs from ``name`` ("instrument": one value
+            per repeated parameter reads better in the singular).
+        lo / hi: range kinds: the smallest / largest bound the API accepts.
+        unit: range kinds: the unit shown beside the bounds ("BPM", "s").
+    """
+
+    name: str
+    column: str
+    kind: FilterKind
+    help: str
+    param: str | None = None
+    lo: float = 0.0
+    hi: float = 1e6
+    unit: str = ""
+
+    @property
+    def query_name(self) -> str:
+        """The query-parameter name: ``param`` when given, else ``name``."""
+        return self.param or self.name
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """This field's attribute names in :class:`Filters` (``tempo_min``, ``tempo_max``)."""
+        return (f"{self.name}_min", f"{self.name}_max") if self.kind == "range" else (self.name,)
+
+
+FILTER_FIELDS: tuple[FilterField, ...] = (
+    FilterField("collection", "collection", "categorical", "Source collection (e.g. oneill, bach)."),
+    FilterField("tags", "tags", "list", "Tracks carrying any of these tags."),
+    FilterField("instruments", "instruments", "list", "Tracks featuring any of these instruments.",
+                param="instrument"),
+    FilterField("key", "key", "categorical", "Tonic of the key (e.g. D, G)."),
+    FilterField("mode", "mode", "categorical", "Mode (major, minor, dorian...)."),
+    FilterField("meter", "meter", "categorical", "Time signature (e.g. 6/8)."),
+    FilterField("origin", "origin", "categorical", "catalog (ingested) or generated."),
+    FilterField("artist", "artist", "categorical", "Artist or composer."),
+    FilterField("tempo", "tempo_bpm", "range", "Tempo in beats per minute.", lo=0.0, hi=1000.0,
+                unit="BPM"),
+    FilterField("duration", "duration_s", "range", "Duration in seconds.", lo=0.0, hi=1e6,
+                unit="s"),
+)
+
+
+def value_fields(fields: Sequence[FilterField]) -> tuple[FilterField, ...]:
+    """The categorical and list fields (answered from inverted lists), in declaration order."""
+    return tuple(f for f in fields if f.kind != "range")
+
+
+def range_fields(fields: Sequence[FilterField]) -> tuple[FilterField, ...]:
+    """The range fields (answered from numeric columns), in declaration order."""
+    return tuple(f for f in fields if f.kind == "range")
+
+
+def _from_values(cls: type, values: dict) -> Filters:
+    kw = {}
+    for k, v in values.items():
+        kw[k] = v if k.endswith(("_min", "_max")) else ((v,) if isinstance(v, str) else tuple(v or ()))
+    return cls(**kw)
+
+
+Filters.from_values = classmethod(_from_values)  # type: ignore[attr-defined]

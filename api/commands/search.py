@@ -119,8 +119,9 @@ def search_command(
     client = TestClient(create_app(settings))
     params = {"q": text, "k": k, "offset": offset, "collection": collection}
     if generative:
-        params.update(mode="generative", seeds=seeds, negative=negative, like=like, unlike=unlike)
-    r = client.get("/v1/search", params=params,
+        params.update(seeds=seeds, negative=negative, like=like, unlike=unlike)
+    path = "/v1/search/generative" if generative else "/v1/search"
+    r = client.get(path, params=params,
                    headers={"X-API-Key": settings.api_key} if settings.api_key else {})
     body = r.json()
     if r.status_code != 200:

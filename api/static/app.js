@@ -4,22 +4,50 @@
 const $ = (sel) => document.querySelector(sel);
 const state = { lastQuery: null, offset: 0, k: 10, liked: new Set(), disliked: new Set() };
 
+// The filter form is built from the server's one declaration of its filter fields, so a new
+// filter on the server appears here without touching the page.
+async function buildFilterForm() {
+  const { filters } = await call("/v1/filters");
+  const grid = $("#filter-fields");
+  for (const f of filters) {
+    const label = document.createElement("label");
+    label.title = f.help;
+    label.append(`${f.name[0].toUpperCase()}${f.name.slice(1)}${f.unit ? ` (${f.unit})` : ""} `);
+    const input = (param, placeholder) => {
+      const el = document.createElement("input");
+      el.id = `f-${param}`; el.dataset.param = param; el.dataset.kind = f.kind; el.dataset.body = f.name;
+      el.placeholder = placeholder;
+      if (f.kind === "range") { el.type = "number"; el.min = f.lo; el.max = f.hi; el.dataset.body = param; }
+      return el;
+    };
+    if (f.kind === "range") label.append(input(f.min_param, "min"), " – ", input(f.max_param, "max"));
+    else {
+      const el = input(f.param, f.values && f.values.length ? f.values.slice(0, 3).join(", ") : "any");
+      if (f.values && f.values.length) {
+        const list = document.createElement("datalist"); list.id = `values-${f.name}`;
+        for (const v of f.values) { const o = document.createElement("option"); o.value = v; list.appendChild(o); }
+        el.setAttribute("list", list.id); label.appendChild(list);
+      }
+      label.append(el);
+    }
+    grid.appendChild(label);
+  }
+}
+
+function filterInputs() { return [...document.querySelectorAll("#filter-fields input[data-param]")].filter((el) => el.value.trim()); }
+
 function filterParams() {
   const p = new URLSearchParams();
-  const add = (name, id) => { const v = $(id).value.trim(); if (v) p.append(name, v); };
-  add("collection", "#f-collection"); add("tags", "#f-tags"); add("instrument", "#f-instrument");
-  add("key", "#f-key"); add("mode", "#f-mode"); add("meter", "#f-meter"); add("origin", "#f-origin");
-  add("tempo_min", "#f-tempo-min"); add("tempo_max", "#f-tempo-max");
-  add("duration_min", "#f-dur-min"); add("duration_max", "#f-dur-max");
+  for (const el of filterInputs()) p.append(el.dataset.param, el.value.trim());
   if ($("#f-diverse").checked) p.append("max_per_piece", "1");
   return p;
 }
 
 function filterBody() {
-  const p = filterParams(); const f = {};
-  const lists = { collection: "collection", tags: "tags", instrument: "instruments", key: "key", mode: "mode", meter: "meter", origin: "origin" };
-  for (const [q, b] of Object.entries(lists)) if (p.get(q)) f[b] = [p.get(q)];
-  for (const n of ["tempo_min", "tempo_max", "duration_min", "duration_max"]) if (p.get(n)) f[n] = Number(p.get(n));
+  const f = {};
+  for (const el of filterInputs()) {
+    f[el.dataset.body] = el.dataset.kind === "range" ? Number(el.value) : [el.value.trim()];
+  }
   return f;
 }
 
@@ -78,15 +106,15 @@ async function run(query, append = false) {
 function textSearch(q, examples = false) {
   run((offset) => {
     const p = filterParams(); p.set("q", q); p.set("k", state.k); p.set("offset", offset);
-    if ($("#f-generative").checked) {
-      p.append("mode", "generative");
+    const generative = $("#f-generative").checked;
+    if (generative) {
       for (const n of $("#f-negative").value.split(",")) if (n.trim()) p.append("negative", n.trim());
       if (examples) {  // thumbs steer the prior: liked tracks toward, disliked away
         for (const id of state.liked) p.append("like", id);
         for (const id of state.disliked) p.append("unlike", id);
       }
     }
-    return call(`/v1/search?${p}`);
+    return call(`${generative ? "/v1/search/generative" : "/v1/search"}?${p}`);
   });
 }
 
@@ -146,7 +174,9 @@ $("#more-btn").addEventListener("click", () => {
 
 // Deep link: /?q=... runs that search on load, so a result page can be shared or bookmarked.
 const initialQuery = new URLSearchParams(location.search).get("q");
-if (initialQuery) {
-  $("#q").value = initialQuery;
-  textSearch(initialQuery);
-}
+buildFilterForm().catch((e) => setStatus(`Filters unavailable: ${e.message}`, true)).then(() => {
+  if (initialQuery) {
+    $("#q").value = initialQuery;
+    textSearch(initialQuery);
+  }
+});

@@ -3,6 +3,7 @@ ingestion, embedded by the tiny test encoder, behind ``create_app``."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -65,6 +66,13 @@ def build_catalog(home: Path, n: int = 18) -> TinyEncoder:
                      progress=False)
     assert summary.ingested == n, summary
     return enc
+
+
+def wav_bytes(seconds: float = 1.5, freq: float = 220.0) -> bytes:
+    """A tone as WAV bytes, for uploads."""
+    buf = io.BytesIO()
+    sf.write(buf, tone(freq, seconds), SR, format="WAV")
+    return buf.getvalue()
 
 
 @pytest.fixture(scope="module")

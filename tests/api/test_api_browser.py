@@ -18,13 +18,11 @@ import pytest
 import torch
 import uvicorn
 
-from api import wiring
 from api.app import create_app
 from api.settings import Settings
 from retrieval.prior.model import PriorConfig, PriorDenoiser
 from retrieval.prior.pipeline import PriorPipeline
-from tests.api.conftest import API_KEY
-from tests.api.test_api_routes import wav_bytes
+from tests.api.conftest import API_KEY, wav_bytes
 from tests.api.tiny_encoder import TinyEncoder
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -49,8 +47,7 @@ def server(catalog_home: Path):  # noqa: ANN201
     prior = PriorPipeline(PriorDenoiser(PriorConfig(dim=encoder.dim, width=8, depth=1,
                                                     time_dim=8, mean_head=True, mean_width=8)),
                           "ddim", 4, card={"encoder_id": encoder.id})
-    wiring._priors[f"{encoder.id}|None"] = prior
-    app = create_app(Settings(home=catalog_home, api_key=API_KEY), encoder=encoder)
+    app = create_app(Settings(home=catalog_home, api_key=API_KEY), encoder=encoder, prior=prior)
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -61,7 +58,6 @@ def server(catalog_home: Path):  # noqa: ANN201
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(10)
-    wiring._priors.pop(f"{encoder.id}|None", None)
 
 
 def test_page_end_to_end(server: str, tmp_path: Path) -> None:
@@ -88,6 +84,16 @@ def test_page_end_to_end(server: str, tmp_path: Path) -> None:
             assert first.locator("audio").get_attribute("src").startswith("/v1/tracks/")
             assert "results" in page.inner_text("#status")
 
+            # The filter form is built from GET /v1/filters: a collection filter narrows the page.
+            page.click("#filters > summary")
+            page.fill("#f-collection", "bach")
+            with page.expect_response(lambda r: "collection=bach" in r.url) as resp:
+                page.click("#search-btn")
+            found = resp.value.json()["results"]
+            assert found and all(i["track"]["collection"] == "bach" for i in found)
+            page.fill("#f-collection", "")
+            page.click("#filters > summary")  # closed again, as the steps below expect
+
             # Audio upload: the clip is tune_07's tone, track 8.
             page.set_input_files("#upload", str(clip))
             page.wait_for_function(
@@ -113,12 +119,12 @@ def test_page_end_to_end(server: str, tmp_path: Path) -> None:
             assert ids and liked not in ids
 
             # Generative mode: the prior's seed spread is shown, and a thumbs up steers the
-            # prior with the liked track (mode=generative&like=...) instead of /v1/recommend.
+            # prior with the liked track (/v1/search/generative?like=...) instead of /v1/recommend.
             page.click("#clear-feedback")
             page.click("#filters > summary")  # the options live in a collapsed <details>
             page.check("#f-generative")
             page.fill("#q", "a lively reel")
-            with page.expect_response(lambda r: "mode=generative" in r.url) as resp:
+            with page.expect_response(lambda r: "/v1/search/generative?" in r.url) as resp:
                 page.click("#search-btn")
             assert resp.value.status == 200, resp.value.text()
             page.wait_for_function("document.querySelector('#status').textContent"

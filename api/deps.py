@@ -1,0 +1,62 @@
+"""FastAPI dependencies as ``Annotated`` aliases: the app's state, a database session, the
+search service, the caller's key and the shared search parameters.
+
+Routes declare what they need in their signature (``state: StateDep``) instead of closing over
+objects inside ``create_app``, which is what lets each resource live in its own router.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
+from sqlalchemy.orm import Session
+
+from api.schemas.filters import search_options
+from api.security import check_key
+from api.wiring import AppState
+from retrieval.search import SearchOptions, SearchService
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                              description="The server's API key (TUNESCOPE_API_KEY).")
+
+
+def get_state(request: Request) -> AppState:
+    """The state ``create_app`` built for this app."""
+    return request.app.state.tunescope
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_service(state: StateDep) -> SearchService:
+    """The app's search service."""
+    return state.service
+
+
+ServiceDep = Annotated[SearchService, Depends(get_service)]
+
+
+def get_session(state: StateDep) -> Iterator[Session]:
+    """A catalog session for the duration of the request."""
+    with state.session_factory() as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SearchOptionsDep = Annotated[SearchOptions, Depends(search_options)]
+
+
+def require_key(state: StateDep, api_key: Annotated[str | None, Depends(api_key_header)]) -> None:
+    """The caller must present the configured key.
+
+    Every write route declares it; ``create_app`` adds it to the read routers only when the
+    server is configured so (``read_requires_key``), so the OpenAPI schema marks a read as
+    keyed exactly when it is.
+    """
+    check_key(state.settings, api_key)
+
+
+KeyRequired = Depends(require_key)

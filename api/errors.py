@@ -1,0 +1,68 @@
+"""Errors to JSON, in one table: each package's errors mapped to a status code and a code.
+
+Every error answer has the one shape of :class:`api.schemas.errors.ErrorResponse`. Lower
+packages raise their own root errors (``CatalogError``, ``RetrievalError``,
+``GenerationError``) naming the bad value; this module is the only place that knows which HTTP
+status each one means. Starlette picks the most specific handler along the exception's MRO, so
+a subclass listed here wins over its root.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from generation.errors import GenerationError
+from index.errors import CatalogError, DecodeError
+from retrieval.errors import RetrievalError
+from retrieval.search import InvalidQueryError, TrackNotFoundError
+
+#: (exception type, HTTP status, stable error code)
+ERROR_TABLE: tuple[tuple[type[Exception], int, str], ...] = (
+    (TrackNotFoundError, 404, "not_found"),
+    (InvalidQueryError, 422, "invalid_request"),
+    (RetrievalError, 400, "retrieval_error"),
+    (DecodeError, 422, "bad_audio"),
+    (CatalogError, 400, "catalog_error"),
+    (GenerationError, 400, "generation_error"),
+    (ValueError, 422, "invalid_request"),
+)
+
+HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+              409: "conflict", 413: "too_large", 416: "bad_range"}
+
+
+def error_json(status: int, code: str, detail: str, headers: dict[str, str] | None = None
+               ) -> JSONResponse:
+    """The error format: ``{"error": code, "detail": detail}``."""
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def _table_handler(status: int, code: str):  # noqa: ANN202 - a Starlette exception handler
+    def handle(_: Request, e: Exception) -> JSONResponse:
+        return error_json(status, code, str(e))
+
+    return handle
+
+
+def _validation(_: Request, e: RequestValidationError) -> JSONResponse:
+    parts = []
+    for x in e.errors():
+        where = ".".join(str(p) for p in x.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{where}: {x.get('msg', 'invalid')}")
+    return error_json(422, "invalid_request", "; ".join(parts)[:2000])
+
+
+def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
+    return error_json(e.status_code, HTTP_CODES.get(e.status_code, "error"), str(e.detail),
+                      getattr(e, "headers", None))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register :data:`ERROR_TABLE` and the request-validation and HTTP handlers on ``app``."""
+    for exc_type, status, code in ERROR_TABLE:
+        app.add_exception_handler(exc_type, _table_handler(status, code))
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)

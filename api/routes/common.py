@@ -1,0 +1,26 @@
+"""What several routers share: turning a page of hits into the response body."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from api.schemas.search import ResultItem, SearchResponse
+from api.schemas.tracks import TrackPublic
+from index.repo.tracks import load_tracks
+from retrieval.search import SearchOptions, SearchResult
+
+
+def page_response(session: Session, result: SearchResult, query: dict[str, Any],
+                  options: SearchOptions) -> SearchResponse:
+    """The response body of a page of hits: each hit's track, its score, the query echo.
+
+    A hit whose track vanished between the search and this read (a concurrent delete) is
+    dropped rather than answered with a dangling id.
+    """
+    tracks = load_tracks(session, [h.track_id for h in result.hits])
+    items = [ResultItem(score=round(h.score, 6), track=TrackPublic.of(tracks[h.track_id]))
+             for h in result.hits if h.track_id in tracks]
+    return SearchResponse(query=query, results=items, weak_match=result.weak_match,
+                          k=options.k, offset=options.offset)

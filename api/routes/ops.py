@@ -1,0 +1,44 @@
+"""Operations and the page: health, metrics, the filter form's description, the web page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.deps import ServiceDep, SessionDep
+from api.schemas.filters import describe
+from index.repo.tracks import count_tracks
+from retrieval.search import FILTER_FIELDS
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+router = APIRouter()
+
+
+@router.get("/v1/health", tags=["ops"])
+def health(session: SessionDep, service: ServiceDep) -> dict[str, Any]:
+    """Liveness and what is loaded."""
+    return {"status": "ok", "tracks": count_tracks(session), "encoder": service.encoder.id,
+            "index": {"factory": service.index.factory, "count": service.index.count}}
+
+
+@router.get("/v1/filters", tags=["ops"])
+def filters() -> dict[str, Any]:
+    """The metadata filters every search endpoint takes (the web page builds its form from it)."""
+    return {"filters": [describe(f) for f in FILTER_FIELDS]}
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
+    """Prometheus text format."""
+    return Response(generate_latest(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/", include_in_schema=False)
+def page() -> FileResponse:
+    """The web page."""
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html")

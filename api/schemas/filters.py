@@ -1,0 +1,135 @@
+"""Filters, paging and diversity as the API takes them, derived from ``FILTER_FIELDS``.
+
+Why derived: a filter on an existing column used to be spelled out in the JSON body, the query
+parameters, recommend's names and the web page. Here the JSON body (:data:`FilterBody`), the
+query parameters of every search endpoint (:func:`search_options`, a dependency whose signature
+is built from the declarations) and the page's form (``GET /v1/filters``, :func:`describe`)
+all come from :data:`retrieval.search.FILTER_FIELDS`, so a new filter is one entry there.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated, Any
+
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from retrieval.search import FILTER_FIELDS, FilterField, Filters, SearchOptions
+
+MAX_TRACK_ID = 2**63 - 1
+MAX_VALUES = 20  # values per filter field: more is a scan in disguise, never a real request
+TrackId = Annotated[int, Field(ge=1, le=MAX_TRACK_ID)]
+
+
+def _body_fields() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in FILTER_FIELDS:
+        if f.kind == "range":
+            for key in f.keys:
+                out[key] = (float | None, Field(None, ge=f.lo, le=f.hi, description=f.help))
+        else:
+            out[f.name] = (list[str], Field([], max_length=MAX_VALUES, description=f.help))
+    return out
+
+
+FilterBody: type[BaseModel] = create_model(
+    "FilterBody", __config__=ConfigDict(extra="forbid"), __doc__="Metadata filters of a JSON "
+    "request: values within a field match any of them, fields combine with AND.",
+    **_body_fields())
+
+
+def filters_from_body(body: BaseModel) -> Filters:
+    """The service's filters from a parsed :data:`FilterBody`."""
+    return Filters.from_values(body.model_dump())
+
+
+class DiversityBody(BaseModel):
+    """Paging, exclusions and diversity of a JSON request (the query-parameter twins below)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    k: int = Field(10, ge=1, le=100, description="Results per page.")
+    offset: int = Field(0, ge=0, le=1000, description="Results to skip.")
+    filters: FilterBody = Field(default_factory=FilterBody)  # type: ignore[valid-type]
+    exclude: list[TrackId] = Field(default=[], max_length=1000, description="Already seen ids.")
+    mmr: float | None = Field(None, ge=0, le=1, description="MMR lambda: 1 = pure relevance, "
+                                                             "lower = more diverse.")
+    max_per_piece: int | None = Field(None, ge=1, le=100)
+    max_per_artist: int | None = Field(None, ge=1, le=100)
+
+    def options(self) -> SearchOptions:
+        """The service's options for this body."""
+        return SearchOptions(k=self.k, offset=self.offset, filters=filters_from_body(self.filters),
+                             exclude_ids=frozenset(self.exclude), mmr_lambda=self.mmr,
+                             max_per_piece=self.max_per_piece, max_per_artist=self.max_per_artist)
+
+
+# ---------------------------------------------------------------------- query parameters
+
+def _filter_parameters() -> list[inspect.Parameter]:
+    params = []
+    for f in FILTER_FIELDS:
+        if f.kind == "range":
+            for key in f.keys:
+                ann = Annotated[float | None, Query(ge=f.lo, le=f.hi, description=f.help)]
+                params.append(inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY,
+                                                default=None, annotation=ann))
+        else:
+            ann = Annotated[list[str], Query(max_length=MAX_VALUES, description=f.help)]
+            params.append(inspect.Parameter(f.query_name, inspect.Parameter.KEYWORD_ONLY,
+                                            default=[], annotation=ann))
+    return params
+
+
+_PAGING = [
+    ("k", Annotated[int, Query(ge=1, le=100, description="Results per page.")], 10),
+    ("offset", Annotated[int, Query(ge=0, le=1000, description="Results to skip.")], 0),
+    ("exclude", Annotated[list[Annotated[int, Field(ge=1, le=MAX_TRACK_ID)]],
+                          Query(max_length=1000, description="Already seen ids.")], []),
+    ("mmr", Annotated[float | None, Query(ge=0, le=1, description="MMR lambda: 1 = pure "
+                                          "relevance, lower = more diverse.")], None),
+    ("max_per_piece", Annotated[int | None, Query(ge=1, le=100)], None),
+    ("max_per_artist", Annotated[int | None, Query(ge=1, le=100)], None),
+]
+
+
+def _search_options(**kw: Any) -> SearchOptions:
+    values: dict[str, Any] = {}
+    for f in FILTER_FIELDS:
+        for key in f.keys:
+            values[key] = kw[f.query_name if f.kind != "range" else key]
+    return SearchOptions(k=kw["k"], offset=kw["offset"], filters=Filters.from_values(values),
+                         exclude_ids=frozenset(kw["exclude"]), mmr_lambda=kw["mmr"],
+                         max_per_piece=kw["max_per_piece"], max_per_artist=kw["max_per_artist"])
+
+
+def _build_search_options() -> Any:
+    paging = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
+              for n, a, d in _PAGING[:2]]
+    rest = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
+            for n, a, d in _PAGING[2:]]
+
+    def search_options(**kw: Any) -> SearchOptions:
+        return _search_options(**kw)
+
+    search_options.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [*paging, *_filter_parameters(), *rest], return_annotation=SearchOptions)
+    search_options.__doc__ = "Paging, filters, exclusions and diversity shared by every search endpoint."
+    return search_options
+
+
+#: FastAPI dependency: the query parameters of every search endpoint -> :class:`SearchOptions`.
+search_options = _build_search_options()
+
+
+def describe(field: FilterField, values: list[str] | None = None) -> dict[str, Any]:
+    """One filter as ``GET /v1/filters`` shows it, for the web page's form."""
+    out: dict[str, Any] = {"name": field.name, "param": field.query_name, "kind": field.kind,
+                           "help": field.help}
+    if field.kind == "range":
+        out.update(min_param=field.keys[0], max_param=field.keys[1], lo=field.lo, hi=field.hi,
+                   unit=field.unit)
+    elif values is not None:
+        out["values"] = values
+    return out

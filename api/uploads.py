@@ -1,0 +1,51 @@
+"""Reading uploaded files: size limits, safe names, and the query clip of search by audio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from fastapi import HTTPException, UploadFile
+
+from index.audio import decode
+from retrieval.search import InvalidQueryError
+
+MAX_UPLOAD_BYTES = 25 * 1024 * 1024
+MAX_QUERY_CLIP_S = 30.0  # a longer query clip is cropped: the encoder pools windows anyway
+
+
+def read_upload(file: UploadFile) -> bytes:
+    """The upload's bytes, refusing empty files and anything over :data:`MAX_UPLOAD_BYTES`.
+
+    Raises:
+        HTTPException: 413 (too large) or 422 (empty).
+    """
+    data = file.file.read(MAX_UPLOAD_BYTES + 1)
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise HTTPException(413, f"upload {file.filename!r} is larger than "
+                                 f"{MAX_UPLOAD_BYTES // 2**20} MiB")
+    if not data:
+        raise HTTPException(422, f"upload {file.filename!r} is empty")
+    return data
+
+
+def read_query_clip(file: UploadFile, sample_rate: int) -> np.ndarray:
+    """The uploaded clip as mono float32 at ``sample_rate``, at most :data:`MAX_QUERY_CLIP_S`.
+
+    Raises:
+        HTTPException: the upload is empty or too large.
+        DecodeError: the bytes are not audio we can decode.
+        InvalidQueryError: the clip holds no samples.
+    """
+    data = read_upload(file)
+    wave = decode(data, sample_rate, duration_s=None)
+    if wave.size == 0:
+        raise InvalidQueryError(f"the clip {file.filename!r} holds no samples")
+    return wave[: int(MAX_QUERY_CLIP_S * sample_rate)]
+
+
+def safe_filename(name: str | None) -> str:
+    """A file name that cannot climb out of a directory or carry control characters."""
+    stem = Path(name or "upload").name
+    stem = "".join(c if c.isalnum() or c in "._- " else "_" for c in stem).strip() or "upload"
+    return stem[:200]

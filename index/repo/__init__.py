@@ -1,0 +1,1 @@
+"""Data access per aggregate: the only SQL that routes and jobs reach."""
