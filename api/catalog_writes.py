@@ -8,6 +8,7 @@ Routes call these; they hold no SQL and no index bookkeeping themselves.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from index.models import Embedding, Track
 from index.repo.tracks import delete_track as delete_track_rows
 from index.repo.tracks import get_track
 from retrieval.search import TrackMeta, TrackNotFoundError
+
+log = logging.getLogger(__name__)
 
 
 def add_upload(state: AppState, data: bytes, filename: str | None, fields: dict[str, Any]) -> Track:
@@ -75,23 +78,37 @@ def add_upload(state: AppState, data: bytes, filename: str | None, fields: dict[
 def delete_track(state: AppState, track_id: int) -> None:
     """Remove a track from the catalog, the index and the store; it never returns.
 
+    The database commit is the write: once it is done the track is deleted, whatever happens
+    next. Removing it from the in-memory index cannot fail; saving the index can (a full or
+    read-only disk), and then the saved index is merely behind the database, which the next
+    start repairs from the watermark. So the answer is success either way.
+
     Raises:
         TrackNotFoundError: no such track.
     """
     with state.write_lock:
-        with state.session_factory() as session:
-            if get_track(session, track_id) is None:
-                raise TrackNotFoundError(track_id)
+        if delete_track_rows(state.session_factory, state.store, track_id) is None:
+            raise TrackNotFoundError(track_id)
         state.service.remove_track(track_id)
-        delete_track_rows(state.session_factory, state.store, track_id)
         save_index(state)
 
 
-def save_index(state: AppState) -> None:
-    """Persist small indexes after each write; big ones resync from the DB watermark at start."""
-    idx = state.service.index
-    if idx.count <= 50_000:
-        from index.vectors import db_watermark
+def save_index(state: AppState) -> bool:
+    """Persist small indexes after each write; big ones resync from the DB watermark at start.
 
+    Best effort: a failed save is logged and reported as False, never raised, because the
+    write it follows is already committed to the database (the source of truth).
+    """
+    idx = state.service.index
+    if idx.count > 50_000:
+        return False
+    from index.vectors import db_watermark
+
+    try:
         with state.session_factory() as session:
             idx.save(state.settings.index_dir, db_watermark(session, idx.encoder_id))
+    except (OSError, RuntimeError) as e:  # FAISS raises RuntimeError for I/O failures
+        log.warning("index not saved after a write (%s); the next start catches up from the "
+                    "database", e)
+        return False
+    return True

@@ -11,6 +11,7 @@ import logging
 import os
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 app = typer.Typer(
     name="tunescope",
@@ -41,7 +42,29 @@ def main() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     logging.basicConfig(level=os.environ.get("TUNESCOPE_LOG_LEVEL", "WARNING"))
     _register_all()
-    app()
+    try:
+        app()
+    except (OSError, SQLAlchemyError) as e:
+        # The environment, not a bug: one line saying what is wrong and what to do, no traceback.
+        typer.echo(f"error: {environment_problem(e)}", err=True)
+        raise SystemExit(2) from None
+
+
+def environment_problem(e: BaseException) -> str:
+    """One line for a problem with the machine or the configuration (paths, database URL)."""
+    from sqlalchemy.exc import OperationalError
+
+    if isinstance(e, OperationalError):
+        first = str(e.orig or e).strip().splitlines()[0][:300]
+        return (f"cannot open the catalog database ({first}); check TUNESCOPE_DATABASE_URL "
+                "(and that the server is running) or unset it to use SQLite in TUNESCOPE_HOME")
+    if isinstance(e, SQLAlchemyError):
+        return f"catalog database error: {str(e).splitlines()[0][:300]}"
+    where = getattr(e, "filename", None)
+    what = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+    hint = ("; set TUNESCOPE_HOME to a writable folder" if isinstance(e, PermissionError)
+            or getattr(e, "errno", None) == 30 else "")
+    return f"{what}: {where}{hint}" if where else f"{what}{hint}"
 
 
 if __name__ == "__main__":

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from api.middleware import MetricsMiddleware
 from api.wiring import AppState
 
 
 def install_metrics(app: FastAPI, state: AppState) -> CollectorRegistry:
     """Count and time every request in a registry of this app's own (tests build many apps).
 
+    Server errors are counted too (:class:`~api.middleware.MetricsMiddleware` sees the
+    exception on its way to the 500 handler). Add this last: it must be the outermost
+    middleware so that it sees the answers of the others (a 413 for a body over the limit).
     The registry is kept as ``app.state.metrics`` for the ``/metrics`` route.
     """
     registry = CollectorRegistry()
@@ -25,15 +26,10 @@ def install_metrics(app: FastAPI, state: AppState) -> CollectorRegistry:
     Gauge("tunescope_index_vectors", "Vectors in the search index",
           registry=registry).set_function(lambda: state.service.index.count)
 
-    @app.middleware("http")
-    async def _measure(request: Request, call_next: Callable) -> Response:
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        requests.labels(request.method, name, str(response.status_code)).inc()
-        latency.labels(name).observe(time.perf_counter() - t0)
-        return response
+    def observe(method: str, route: str, status: int, seconds: float) -> None:
+        requests.labels(method, route, str(status)).inc()
+        latency.labels(route).observe(seconds)
 
+    app.add_middleware(MetricsMiddleware, observe=observe)
     app.state.metrics = registry
     return registry

@@ -9,10 +9,14 @@ from fastapi.responses import FileResponse
 
 
 def ranged_file(path: Path, ctype: str, range_header: str | None) -> Response:
-    """The whole file (200) or the requested byte range (206)."""
+    """The whole file (200) or the requested byte range (206).
+
+    Only an absent header means the whole file: a present but empty or malformed one is our
+    416 (``FileResponse`` would otherwise parse it itself and answer in plain text).
+    """
     size = path.stat().st_size
     headers = {"Accept-Ranges": "bytes"}
-    if not range_header:
+    if range_header is None:
         return FileResponse(path, media_type=ctype, headers=headers)
     start, end = parse_range(range_header, size)
     with open(path, "rb") as f:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from fastapi import HTTPException, UploadFile
 
-from index.audio import decode
+from index.audio import decode_query_clip
 from retrieval.search import InvalidQueryError
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
@@ -32,16 +32,22 @@ def read_upload(file: UploadFile) -> bytes:
 def read_query_clip(file: UploadFile, sample_rate: int) -> np.ndarray:
     """The uploaded clip as mono float32 at ``sample_rate``, at most :data:`MAX_QUERY_CLIP_S`.
 
+    The clip goes through the same checks as an ingested file (a header that lies about the
+    length, NaN/inf samples, silence), and only what is used is decoded: the declared length
+    and the decompression ratio are checked from the header first, so an hour of silent FLAC
+    (657 KB on the wire, 1.4 GB decoded) is refused before a sample is read.
+
     Raises:
         HTTPException: the upload is empty or too large.
-        DecodeError: the bytes are not audio we can decode.
+        DecodeError: the bytes are not audio we accept as a query.
         InvalidQueryError: the clip holds no samples.
     """
     data = read_upload(file)
-    wave = decode(data, sample_rate, duration_s=None)
+    wave = decode_query_clip(data, sample_rate, max_s=MAX_QUERY_CLIP_S,
+                             filename=safe_filename(file.filename))
     if wave.size == 0:
-        raise InvalidQueryError(f"the clip {file.filename!r} holds no samples")
-    return wave[: int(MAX_QUERY_CLIP_S * sample_rate)]
+        raise InvalidQueryError(f"the clip {safe_filename(file.filename)!r} holds no samples")
+    return wave
 
 
 def safe_filename(name: str | None) -> str:

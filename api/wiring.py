@@ -84,6 +84,8 @@ class AppState:
             database change in the same order.
         prior: the diffusion prior for generative search; ``None`` loads the one trained for
             the service's encoder on first use (:meth:`get_prior`).
+        ready: set once the models are warm (:func:`warm_up`); ``/v1/health`` says
+            "starting" until then.
     """
 
     settings: Settings
@@ -92,6 +94,7 @@ class AppState:
     service: SearchService
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     prior: PriorPipeline | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
 
     def get_prior(self) -> PriorPipeline:
         """The injected prior, else the one trained for the service's encoder (cached).
@@ -119,3 +122,31 @@ def build_state(settings: Settings, encoder: Encoder | None = None, *,
     if service is None:
         service = build_search_service(settings, encoder or build_encoder(settings), factory)
     return AppState(settings, factory, AudioStore(settings.audio_dir), service, prior=prior)
+
+
+def warm_up(state: AppState) -> None:
+    """Run one of each kind of query so the first user's query is not the slow one.
+
+    The first text query after a start took ~6 s (lazy imports, MiniLM's first forward, FAISS
+    and torch thread pools); it is paid here, before ``/v1/health`` reports ``ok``. Failures
+    are logged, never raised: a server that cannot warm up still answers (and says why).
+    """
+    import logging
+
+    import numpy as np
+
+    from retrieval.errors import RetrievalError
+
+    log = logging.getLogger(__name__)
+    try:
+        svc = state.service
+        svc.search_text("warm up")
+        svc.search_audio(np.zeros(svc.encoder.sample_rate, np.float32) + 1e-3)
+        try:
+            state.get_prior()
+        except RetrievalError as e:  # no prior for this encoder: generative search says so
+            log.info("no diffusion prior to warm up: %s", e)
+    except Exception:  # noqa: BLE001 - warm-up is best effort; the server must still start
+        log.exception("warm-up failed")
+    finally:
+        state.ready.set()

@@ -42,10 +42,13 @@ def serve_command(
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(settings.server_torch_threads, user_api="blas")
-    app = create_app(settings)
+    from api.server import JsonErrorHttpProtocol
+
+    app = create_app(settings, warm=True)
     host, port = host or settings.host, port or settings.port
-    Console(stderr=True).print(f"tunescope serving at http://{host}:{port}/")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    Console(stderr=True).print(f"tunescope serving at http://{host}:{port}/ (warming up; "
+                               "/v1/health says ok when ready)")
+    uvicorn.run(app, host=host, port=port, log_level="warning", http=JsonErrorHttpProtocol)
 
 
 def index_build(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import ServiceDep, SessionDep
+from api.deps import SessionDep, StateDep
 from api.schemas.filters import describe
 from index.repo.tracks import count_tracks
 from retrieval.search import FILTER_FIELDS
@@ -19,10 +19,16 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter()
 
 
-@router.get("/v1/health", tags=["ops"])
-def health(session: SessionDep, service: ServiceDep) -> dict[str, Any]:
-    """Liveness and what is loaded."""
-    return {"status": "ok", "tracks": count_tracks(session), "encoder": service.encoder.id,
+@router.get("/v1/health", tags=["ops"],
+            responses={503: {"description": "Starting: the models are still warming up."}})
+def health(session: SessionDep, state: StateDep, response: Response) -> dict[str, Any]:
+    """Readiness and what is loaded: ``ok``, or ``starting`` (503) while models warm up."""
+    service = state.service
+    ready = state.ready.is_set()
+    if not ready:
+        response.status_code = 503
+    return {"status": "ok" if ready else "starting", "tracks": count_tracks(session),
+            "encoder": service.encoder.id,
             "index": {"factory": service.index.factory, "count": service.index.count}}
 
 

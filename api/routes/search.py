@@ -24,7 +24,8 @@ from retrieval.search import Hit, InvalidQueryError, SearchOptions, SearchResult
 
 router = APIRouter(tags=["search"], responses=ERRORS)
 
-QueryText = Annotated[str, Query(min_length=1, max_length=500, description="What to find.",
+QueryText = Annotated[str, Query(min_length=1, max_length=500, pattern=r"\S",
+                                 description="What to find (not blank).",
                                  examples=["a lively jig on the flute"])]
 TrackIdPath = Annotated[int, PathParam(ge=1, le=MAX_TRACK_ID, description="Track id.")]
 
