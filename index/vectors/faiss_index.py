@@ -1,17 +1,13 @@
-"""The vector index: one FAISS index per encoder id, whose ids are track ids.
+"""The FAISS wrapper: one index per encoder id, whose ids are track ids.
 
-The catalog database is the source of truth; an index on disk is a cache of its ``embeddings``
-rows for one encoder. That is why every saved index carries a manifest (encoder id, dimension,
-count, factory string and a database *watermark*): at start :meth:`VectorIndex.open` compares
-the manifest with the database and either applies the difference (new or deleted tracks) or
-rebuilds from scratch, so a crash between a database write and an index save never serves
-stale results for long.
-
-The index type is a FAISS factory string, the one tuning surface (see :func:`choose_factory`).
 Every index is wrapped in ``IDMap2`` so FAISS ids are track ids. Types that cannot delete in
 place (HNSW, IVF under ``IDMap2``) keep a set of *tombstones* that every search excludes
 through an ``IDSelector``; once tombstones pass a fraction of the index it is rebuilt, so
 they never grow without bound.
+
+Persistence lives in :mod:`index.vectors.manifest` and database sync in
+:mod:`index.vectors.sync`; ``save``/``load``/``open``/``rebuild`` stay methods here so callers
+keep one object to talk to.
 
 Example:
     >>> vi = VectorIndex.create("enc@1", dim=4)
@@ -22,129 +18,22 @@ Example:
 
 from __future__ import annotations
 
-import json
-import logging
-import math
-import os
-import re
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from index.errors import CatalogError
-from index.models import Embedding
+from index.vectors.factory import IndexConfig, choose_factory, gpu_available
+from index.vectors.manifest import Manifest, Watermark, read_pair, save_pair
 
-log = logging.getLogger(__name__)
-
-MANIFEST_VERSION = 1
 # Rebuild (instead of patching) when this fraction of the index is tombstoned or changed.
 REBUILD_FRACTION = 0.2
-
-
-@dataclass(frozen=True)
-class IndexConfig:
-    """How to build and query an index.
-
-    Attributes:
-        factory: a FAISS factory string without the ``IDMap2`` prefix (``"Flat"``, ``"HNSW32"``,
-            ``"IVF1024,Flat"``, ``"IVF4096,PQ64"``...); ``None`` chooses by catalog size.
-        device: ``"auto"`` (GPU when faiss-gpu and a CUDA device exist), ``"cpu"`` or ``"cuda"``.
-        ef_search: HNSW beam width at query time (recall vs speed).
-        ef_construction: HNSW beam width at build time.
-        nprobe: IVF lists visited per query.
-        threads: FAISS OpenMP threads (0 keeps the library default).
-    """
-
-    factory: str | None = None
-    device: str = "auto"
-    ef_search: int = 128
-    ef_construction: int = 80
-    nprobe: int = 64
-    threads: int = 0
-
-
-@dataclass
-class Watermark:
-    """What the database held for one encoder when the index was last in sync with it.
-
-    ``max_embedding_id`` finds new rows cheaply (``id > watermark``); ``count`` catches
-    deletions, which leave no trace in the maximum.
-    """
-
-    max_embedding_id: int = 0
-    count: int = 0
-
-
-@dataclass
-class Manifest:
-    """The JSON written beside each index file; it names the file, so swapping it is the commit."""
-
-    encoder_id: str
-    dim: int
-    count: int
-    factory: str
-    watermark: Watermark
-    index_file: str
-    tombstones: list[int] = field(default_factory=list)
-    faiss_version: str = faiss.__version__
-    saved_at: float = 0.0
-    version: int = MANIFEST_VERSION
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Manifest:
-        data = dict(data)
-        data["watermark"] = Watermark(**data["watermark"])
-        return cls(**data)
-
-
-def choose_factory(n: int, dim: int) -> str:
-    """The factory string for a catalog of ``n`` vectors when none is configured.
-
-    The rule, readable on purpose:
-
-    - below 50,000 vectors: ``Flat`` -- exact, and an exact scan of 50k x 512 floats still
-      answers in a few milliseconds, so approximation buys nothing;
-    - up to 5 million: ``HNSW32`` -- the best recall/speed trade-off on a CPU (recall@10 >= 0.95
-      at >10x the speed of exact search on 1M vectors, see ``benchmarks/RESULTS.md``), at
-      ~256 extra bytes per vector;
-    - above: ``IVF{4*sqrt(n)},SQ8`` -- HNSW's full-precision vectors no longer fit
-      comfortably in memory; 8-bit scalar quantisation keeps one byte per dimension at
-      near-exact distances (PQ at ``dim/8`` bytes costs too much recall on 512-d embeddings:
-      ~0.75 recall@10 in the benchmark). Configure ``IVF...,PQ...np`` when memory rules.
-
-    Args:
-        n: number of vectors the index will hold.
-        dim: their dimension.
-    """
-    if n < 50_000:
-        return "Flat"
-    if n <= 5_000_000:
-        return "HNSW32"
-    nlist = 1 << int(round(math.log2(4 * math.sqrt(n))))
-    return f"IVF{nlist},SQ8"
-
-
-def _safe_name(encoder_id: str) -> str:
-    """A file name for an encoder id (ids may contain ``/``, ``@``, ``:``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", encoder_id)
-
-
-def _gpu_available(device: str) -> bool:
-    if device == "cpu":
-        return False
-    n = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
-    if device == "cuda" and n == 0:
-        raise CatalogError("device='cuda' was asked for, but FAISS sees no GPU (install faiss-gpu)")
-    return n > 0
 
 
 def _as_ids(ids: Any) -> np.ndarray:
@@ -480,7 +369,7 @@ class VectorIndex:
     def _use_gpu(self) -> bool:
         if self.config.device == "cpu" or _hnsw_of(self._index.index) is not None:
             return False
-        return _gpu_available(self.config.device)
+        return gpu_available(self.config.device)
 
     def _gpu_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self._gpu_index is None:
@@ -494,54 +383,26 @@ class VectorIndex:
     def save(self, directory: Path | str, watermark: Watermark | None = None) -> Path:
         """Write the index (CPU form) and its manifest atomically; returns the manifest path.
 
-        The index goes to a fresh uniquely named file first; only then is the manifest, which
-        names that file, swapped in with ``os.replace``. A reader therefore sees either the old
-        pair or the new pair, never a half-written index.
+        The lock is held for the write so the manifest's count and tombstones describe exactly
+        the vectors in the file (see :func:`index.vectors.manifest.save_pair` for the swap).
         """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         if watermark is not None:
             self._watermark = watermark
-        name = _safe_name(self.encoder_id)
-        manifest_path = directory / f"{name}.json"
-        old = _read_manifest(manifest_path)
-        index_file = f"{name}.{time.time_ns()}.faiss"
         with self._lock:
-            tmp = directory / f".{index_file}.tmp"
-            faiss.write_index(self._index, str(tmp))
-            _fsync(tmp)
-            os.replace(tmp, directory / index_file)
             manifest = Manifest(
                 encoder_id=self.encoder_id, dim=self.dim, count=self.count,
-                factory=self.factory, watermark=self._watermark, index_file=index_file,
+                factory=self.factory, watermark=self._watermark, index_file="",
                 tombstones=sorted(self._tombstones), saved_at=time.time())
-        fd, tmp_manifest = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(manifest), f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_manifest, manifest_path)
-        if old is not None and old.index_file != index_file:
-            (directory / old.index_file).unlink(missing_ok=True)
-        return manifest_path
+            return save_pair(directory, self._index, manifest)
 
     @classmethod
     def load(cls, directory: Path | str, encoder_id: str,
              config: IndexConfig | None = None) -> VectorIndex | None:
         """The saved index for ``encoder_id``; ``None`` when there is none or it is unreadable."""
-        directory = Path(directory)
-        manifest = _read_manifest(directory / f"{_safe_name(encoder_id)}.json")
-        if manifest is None or manifest.encoder_id != encoder_id:
+        pair = read_pair(directory, encoder_id)
+        if pair is None:
             return None
-        try:
-            index = faiss.read_index(str(directory / manifest.index_file))
-        except RuntimeError as e:
-            log.warning("index file %s unreadable (%s); it will be rebuilt", manifest.index_file, e)
-            return None
-        if index.d != manifest.dim or not isinstance(index, faiss.IndexIDMap2):
-            index = faiss.downcast_index(index)
-            if index.d != manifest.dim or not isinstance(index, faiss.IndexIDMap2):
-                return None
+        manifest, index = pair
         vi = cls(encoder_id, manifest.dim, manifest.factory, index, config)
         vi._tombstones = set(manifest.tombstones)
         vi._watermark = manifest.watermark
@@ -555,121 +416,25 @@ class VectorIndex:
              save: bool = True) -> VectorIndex:
         """The index for ``encoder_id``, brought in line with the database.
 
-        Loads the saved index, compares its watermark with the ``embeddings`` rows of this
-        encoder and applies the difference (rows added since, tracks deleted since); rebuilds
-        from the database when there is no usable index, the dimension or factory rule
-        disagrees, or the difference is a large part of the index. Saves when anything changed.
+        See :func:`index.vectors.sync.open_index`.
         """
-        config = config or IndexConfig()
-        vi = cls.load(directory, encoder_id, config)
-        with session_factory() as session:
-            current = db_watermark(session, encoder_id)
-            if vi is not None and vi.dim != dim:
-                log.info("index dimension %d != encoder dimension %d: rebuilding", vi.dim, dim)
-                vi = None
-            if vi is not None and config.factory and config.factory != vi.factory:
-                log.info("factory %s != saved %s: rebuilding", config.factory, vi.factory)
-                vi = None
-            if vi is not None and asdict(vi.watermark) == asdict(current):
-                return vi
-            changed = vi is None or vi._sync(session, current)
-            if changed:
-                vi = cls.rebuild(session, encoder_id, dim, config=config)
-            vi._watermark = current
-        if save:
-            vi.save(directory)
-        return vi
+        from index.vectors.sync import open_index  # sync builds on this module
+
+        return open_index(directory, encoder_id, dim, session_factory, config=config, save=save)
 
     def _sync(self, session: Session, current: Watermark) -> bool:
         """Apply the database's changes since the watermark; True when a rebuild is better."""
-        db_ids = np.fromiter(session.scalars(
-            select(Embedding.track_id).where(Embedding.encoder_id == self.encoder_id)), np.int64)
-        live = self.ids()
-        gone = np.setdiff1d(live, db_ids, assume_unique=True)
-        new_rows = select(Embedding.track_id, Embedding.vector).where(
-            Embedding.encoder_id == self.encoder_id,
-            Embedding.id > self._watermark.max_embedding_id)
-        n_new = session.execute(select(func.count()).select_from(new_rows.subquery())).scalar_one()
-        missing = np.setdiff1d(db_ids, live, assume_unique=True)
-        changes = len(gone) + max(n_new, len(missing))
-        if changes > REBUILD_FRACTION * max(len(live), 1) and changes > 1000:
-            return True
-        self.remove(gone)
-        # New rows plus any id the index lacks (e.g. a save lost in a crash).
-        rows = session.execute(new_rows).all()
-        if len(missing):
-            have = {r[0] for r in rows}
-            extra = [int(i) for i in missing if int(i) not in have]
-            for start in range(0, len(extra), 10_000):
-                chunk = extra[start:start + 10_000]
-                rows += session.execute(select(Embedding.track_id, Embedding.vector).where(
-                    Embedding.encoder_id == self.encoder_id,
-                    Embedding.track_id.in_(chunk))).all()
-        if rows:
-            ids = np.array([r[0] for r in rows], np.int64)
-            vecs = _decode_rows([r[1] for r in rows], self.dim)
-            self.add(ids, vecs)
-        log.info("index %s synced: +%d -%d", self.encoder_id, len(rows), len(gone))
-        return False
+        from index.vectors.sync import apply_changes
+
+        return apply_changes(self, session, current)
 
     @classmethod
     def rebuild(cls, session: Session, encoder_id: str, dim: int, *,
                 config: IndexConfig | None = None) -> VectorIndex:
         """A fresh index from every ``embeddings`` row of ``encoder_id``."""
-        ids, vectors = load_embeddings(session, encoder_id, dim)
-        config = config or IndexConfig()
-        vi = cls.create(encoder_id, dim, factory=config.factory, expected_size=len(ids),
-                        config=config)
-        if len(ids):
-            vi.train(vectors)
-            vi.add(ids, vectors)
-        vi._watermark = db_watermark(session, encoder_id)
-        log.info("index %s rebuilt: %d vectors, %s", encoder_id, len(ids), vi.factory)
-        return vi
+        from index.vectors.sync import rebuild_index
 
-
-# ---------------------------------------------------------------------- database helpers
-
-def db_watermark(session: Session, encoder_id: str) -> Watermark:
-    """The database side of the manifest check for one encoder."""
-    max_id, count = session.execute(
-        select(func.coalesce(func.max(Embedding.id), 0), func.count(Embedding.id))
-        .where(Embedding.encoder_id == encoder_id)).one()
-    return Watermark(max_embedding_id=int(max_id), count=int(count))
-
-
-def iter_embeddings(session: Session, encoder_id: str, dim: int,
-                    batch: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(track_ids [b], vectors [b, dim])`` batches of one encoder's rows, in id order."""
-    last = 0
-    while True:
-        rows = session.execute(
-            select(Embedding.id, Embedding.track_id, Embedding.vector, Embedding.dim)
-            .where(Embedding.encoder_id == encoder_id, Embedding.id > last)
-            .order_by(Embedding.id).limit(batch)).all()
-        if not rows:
-            return
-        for r in rows:
-            if r[3] != dim:
-                raise CatalogError(f"embedding of track {r[1]} has dim {r[3]}, encoder "
-                                   f"{encoder_id!r} expects {dim}")
-        last = rows[-1][0]
-        yield np.array([r[1] for r in rows], np.int64), _decode_rows([r[2] for r in rows], dim)
-
-
-def load_embeddings(session: Session, encoder_id: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every row of one encoder: ``(track_ids [n], vectors [n, dim])``."""
-    parts = list(iter_embeddings(session, encoder_id, dim))
-    if not parts:
-        return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-def _decode_rows(blobs: list[bytes], dim: int) -> np.ndarray:
-    buf = b"".join(blobs)
-    if len(buf) != 4 * dim * len(blobs):
-        raise CatalogError(f"embedding blobs are not {dim} float32 values each")
-    return np.frombuffer(buf, dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
+        return rebuild_index(session, encoder_id, dim, config=config)
 
 
 # ---------------------------------------------------------------------- FAISS helpers
@@ -701,17 +466,3 @@ def _flat_storage(index: faiss.Index) -> faiss.IndexFlat | None:
 def _empty(q: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full((q, k), -np.inf, np.float32), np.full((q, k), -1, np.int64)
 
-
-def _read_manifest(path: Path) -> Manifest | None:
-    try:
-        return Manifest.from_json(json.loads(path.read_text()))
-    except FileNotFoundError:
-        return None
-    except (ValueError, TypeError, KeyError) as e:
-        log.warning("manifest %s unreadable (%s); the index will be rebuilt", path, e)
-        return None
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
