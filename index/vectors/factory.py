@@ -1,5 +1,8 @@
 """The factory rule and device choice: how an index is built when nobody says otherwise.
 
+Also the helpers that tell which structure a factory string produced (HNSW, IVF, flat storage),
+since tuning parameters and capabilities follow from it.
+
 Kept apart from the FAISS wrapper because this is the one tuning surface an operator reads
 (``IndexConfig`` fields map to settings and CLI flags), and the rule must stay readable.
 """
@@ -82,3 +85,30 @@ def gpu_available(device: str) -> bool:
         raise CatalogError("device='cuda' was asked for, but FAISS sees no GPU (install faiss-gpu)")
     return n > 0
 
+
+# ---------------------------------------------------------------------- what a factory built
+
+def hnsw_of(index: faiss.Index) -> faiss.IndexHNSW | None:
+    """The HNSW index itself, when ``index`` is one (HNSW cannot delete, and has ``efSearch``)."""
+    index = faiss.downcast_index(index)
+    return index if isinstance(index, faiss.IndexHNSW) else None
+
+
+def ivf_of(index: faiss.Index) -> faiss.IndexIVF | None:
+    """The IVF layer inside ``index``, if any (it needs training, ``nprobe``, a direct map)."""
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
+def flat_storage(index: faiss.Index) -> faiss.IndexFlat | None:
+    """The full-precision vector array behind Flat and HNSW,Flat indexes, if any."""
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexFlat):
+        return index
+    if isinstance(index, faiss.IndexHNSW):
+        storage = faiss.downcast_index(index.storage)
+        if isinstance(storage, faiss.IndexFlat):
+            return storage
+    return None

@@ -5,9 +5,8 @@ place (HNSW, IVF under ``IDMap2``) keep a set of *tombstones* that every search 
 through an ``IDSelector``; once tombstones pass a fraction of the index it is rebuilt, so
 they never grow without bound.
 
-Persistence lives in :mod:`index.vectors.manifest` and database sync in
-:mod:`index.vectors.sync`; ``save``/``load``/``open``/``rebuild`` stay methods here so callers
-keep one object to talk to.
+Persistence lives in :mod:`.manifest` and database sync in :mod:`.sync`; ``save``, ``load``,
+``open`` and ``rebuild`` stay methods here so callers keep one object to talk to.
 
 Example:
     >>> vi = VectorIndex.create("enc@1", dim=4)
@@ -18,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -28,9 +28,18 @@ import faiss
 import numpy as np
 from sqlalchemy.orm import Session
 
-from index.errors import CatalogError
-from index.vectors.factory import IndexConfig, choose_factory, gpu_available
+from index.errors import CatalogError, IndexFileError
+from index.vectors.factory import (
+    IndexConfig,
+    choose_factory,
+    flat_storage,
+    gpu_available,
+    hnsw_of,
+    ivf_of,
+)
 from index.vectors.manifest import Manifest, Watermark, read_pair, save_pair
+
+log = logging.getLogger(__name__)
 
 # Rebuild (instead of patching) when this fraction of the index is tombstoned or changed.
 REBUILD_FRACTION = 0.2
@@ -68,6 +77,8 @@ class VectorIndex:
         self._lock = threading.RLock()
         self._gpu_index: faiss.Index | None = None
         self._id_pos: tuple[np.ndarray, np.ndarray] | None = None  # (sorted ids, positions)
+        # False for an index loaded from a manifest without a checksum (version 1).
+        self.verified = True
         if self.config.threads:
             faiss.omp_set_num_threads(self.config.threads)
         self._apply_search_params()
@@ -84,7 +95,7 @@ class VectorIndex:
             inner = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as e:
             raise CatalogError(f"invalid FAISS factory string {factory!r}: {e}") from e
-        hnsw = _hnsw_of(inner)
+        hnsw = hnsw_of(inner)
         if hnsw is not None:
             hnsw.hnsw.efConstruction = config.ef_construction
         return cls(encoder_id, dim, factory, faiss.IndexIDMap2(inner), config)
@@ -111,7 +122,7 @@ class VectorIndex:
         if len(vectors) > train_size:
             rng = np.random.default_rng(seed)
             vectors = vectors[np.sort(rng.choice(len(vectors), train_size, replace=False))]
-        ivf = _ivf_of(self._index.index)
+        ivf = ivf_of(self._index.index)
         if ivf is not None and len(vectors) < ivf.nlist:
             raise CatalogError(
                 f"factory {self.factory!r} needs at least {ivf.nlist} training vectors, "
@@ -224,10 +235,10 @@ class VectorIndex:
         self._id_pos = None
 
     def _apply_search_params(self) -> None:
-        hnsw = _hnsw_of(self._index.index)
+        hnsw = hnsw_of(self._index.index)
         if hnsw is not None:
             hnsw.hnsw.efSearch = self.config.ef_search
-        ivf = _ivf_of(self._index.index)
+        ivf = ivf_of(self._index.index)
         if ivf is not None:
             ivf.nprobe = min(self.config.nprobe, ivf.nlist)
 
@@ -276,15 +287,15 @@ class VectorIndex:
         inner = self._index.index
         # Deep HNSW searches (over-fetching for filters) need a beam wider than k itself,
         # or recall at depth collapses (0.63 at k=640 with efSearch=k in the tests).
-        wide = _hnsw_of(inner) is not None and 2 * k > self.config.ef_search
+        wide = hnsw_of(inner) is not None and 2 * k > self.config.ef_search
         if sel is None and not wide:
             return None
-        if _hnsw_of(inner) is not None:
+        if hnsw_of(inner) is not None:
             params = faiss.SearchParametersHNSW()
             params.efSearch = max(self.config.ef_search, min(2 * k, 4096))
-        elif _ivf_of(inner) is not None:
+        elif ivf_of(inner) is not None:
             params = faiss.SearchParametersIVF()
-            params.nprobe = min(self.config.nprobe, _ivf_of(inner).nlist)
+            params.nprobe = min(self.config.nprobe, ivf_of(inner).nlist)
         else:
             params = faiss.SearchParameters()
         if sel is not None:
@@ -302,7 +313,7 @@ class VectorIndex:
             if self.is_exact:
                 params = self._params(allowed)
                 return self._index.search(queries, k, params=params)
-            ivf = _ivf_of(self._index.index)
+            ivf = ivf_of(self._index.index)
             if ivf is not None:
                 # Visit every list, restricted to the subset: exact for IVF,Flat, and as exact
                 # as the codes allow for PQ/SQ (which keep no full-precision vectors).
@@ -358,7 +369,7 @@ class VectorIndex:
                 raise CatalogError(f"track id {int(ids[bad][0])} is not in the index "
                                    f"for encoder {self.encoder_id!r}")
             internal = order[pos]
-            storage = _flat_storage(self._index.index)
+            storage = flat_storage(self._index.index)
             if storage is not None:
                 xb = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * self.dim)
                 return np.asarray(xb).reshape(-1, self.dim)[internal].copy()
@@ -367,7 +378,7 @@ class VectorIndex:
     # ------------------------------------------------------------------ GPU
 
     def _use_gpu(self) -> bool:
-        if self.config.device == "cpu" or _hnsw_of(self._index.index) is not None:
+        if self.config.device == "cpu" or hnsw_of(self._index.index) is not None:
             return False
         return gpu_available(self.config.device)
 
@@ -398,7 +409,27 @@ class VectorIndex:
     @classmethod
     def load(cls, directory: Path | str, encoder_id: str,
              config: IndexConfig | None = None) -> VectorIndex | None:
-        """The saved index for ``encoder_id``; ``None`` when there is none or it is unreadable."""
+        """The saved index for ``encoder_id``; ``None`` when there is none or it is unusable.
+
+        An unusable one (unreadable, checksum mismatch, implausible vectors) is logged as a
+        warning naming the file; the caller rebuilds from the database, never serves it.
+        """
+        try:
+            return cls.load_checked(directory, encoder_id, config)
+        except IndexFileError as e:
+            log.warning("%s; it will be rebuilt from the database", e)
+            return None
+
+    @classmethod
+    def load_checked(cls, directory: Path | str, encoder_id: str,
+                     config: IndexConfig | None = None) -> VectorIndex | None:
+        """Like :meth:`load`, but says why a saved index is unusable instead of logging it.
+
+        Returns ``None`` when none is saved; ``verified`` says whether a checksum was checked.
+
+        Raises:
+            IndexFileError: the saved index must not be served; ``reason`` says why.
+        """
         pair = read_pair(directory, encoder_id)
         if pair is None:
             return None
@@ -406,7 +437,42 @@ class VectorIndex:
         vi = cls(encoder_id, manifest.dim, manifest.factory, index, config)
         vi._tombstones = set(manifest.tombstones)
         vi._watermark = manifest.watermark
+        vi.verified = manifest.checksum is not None
+        problem = vi.check_vectors(manifest.count)
+        if problem:
+            raise IndexFileError(Path(directory) / manifest.index_file, f"damaged ({problem})")
         return vi
+
+    def check_vectors(self, expected_count: int | None = None, sample: int = 64) -> str | None:
+        """Why this index looks damaged, or ``None``: a cheap plausibility check, not a proof.
+
+        Ids and vectors must agree in number (and with ``expected_count``, the manifest's), and
+        ``sample`` stored vectors spread over the index must be finite and of unit norm, as
+        every catalog embedding is: this catches what a checksum cannot (a version 1 manifest,
+        an index saved from bad memory). PQ/SQ codes are approximate: a wider tolerance.
+        """
+        with self._lock:
+            n, n_ids = int(self._index.ntotal), int(self._index.id_map.size())
+            if n_ids != n:
+                return f"{n_ids} ids for {n} vectors"
+            if expected_count is not None and self.count != expected_count:
+                return f"{self.count} live vectors, the manifest says {expected_count}"
+            if n == 0:
+                return None
+            id_map = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+            ids = np.unique(id_map[np.linspace(0, n - 1, min(n, sample)).astype(np.int64)])
+            try:
+                vectors = self.reconstruct(ids)
+            except (RuntimeError, CatalogError) as e:
+                return f"vectors cannot be read back ({str(e).splitlines()[0]})"
+        if not np.isfinite(vectors).all():
+            return "non-finite vectors"
+        norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+        tolerance = 0.01 if flat_storage(self._index.index) is not None else 0.25
+        bad = np.flatnonzero(np.abs(norms - 1.0) > tolerance)
+        if len(bad):
+            return f"vector of track {int(ids[bad[0]])} has norm {norms[bad[0]]:.3g}, not 1"
+        return None
 
     # ------------------------------------------------------------------ database sync
 
@@ -414,19 +480,10 @@ class VectorIndex:
     def open(cls, directory: Path | str, encoder_id: str, dim: int,
              session_factory: Callable[[], Session], *, config: IndexConfig | None = None,
              save: bool = True) -> VectorIndex:
-        """The index for ``encoder_id``, brought in line with the database.
-
-        See :func:`index.vectors.sync.open_index`.
-        """
+        """The index for ``encoder_id``, brought in line with the database (see ``sync``)."""
         from index.vectors.sync import open_index  # sync builds on this module
 
         return open_index(directory, encoder_id, dim, session_factory, config=config, save=save)
-
-    def _sync(self, session: Session, current: Watermark) -> bool:
-        """Apply the database's changes since the watermark; True when a rebuild is better."""
-        from index.vectors.sync import apply_changes
-
-        return apply_changes(self, session, current)
 
     @classmethod
     def rebuild(cls, session: Session, encoder_id: str, dim: int, *,
@@ -435,32 +492,6 @@ class VectorIndex:
         from index.vectors.sync import rebuild_index
 
         return rebuild_index(session, encoder_id, dim, config=config)
-
-
-# ---------------------------------------------------------------------- FAISS helpers
-
-def _hnsw_of(index: faiss.Index) -> faiss.IndexHNSW | None:
-    index = faiss.downcast_index(index)
-    return index if isinstance(index, faiss.IndexHNSW) else None
-
-
-def _ivf_of(index: faiss.Index) -> faiss.IndexIVF | None:
-    try:
-        return faiss.extract_index_ivf(index)
-    except RuntimeError:
-        return None
-
-
-def _flat_storage(index: faiss.Index) -> faiss.IndexFlat | None:
-    """The full-precision vector array behind Flat and HNSW,Flat indexes, if any."""
-    index = faiss.downcast_index(index)
-    if isinstance(index, faiss.IndexFlat):
-        return index
-    if isinstance(index, faiss.IndexHNSW):
-        storage = faiss.downcast_index(index.storage)
-        if isinstance(storage, faiss.IndexFlat):
-            return storage
-    return None
 
 
 def _empty(q: int, k: int) -> tuple[np.ndarray, np.ndarray]:

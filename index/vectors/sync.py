@@ -21,7 +21,7 @@ from index.errors import CatalogError
 from index.models import Embedding
 from index.vectors.factory import IndexConfig
 from index.vectors.faiss_index import REBUILD_FRACTION, VectorIndex
-from index.vectors.manifest import Watermark
+from index.vectors.manifest import Watermark, persist
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,13 @@ def open_index(directory: Path | str, encoder_id: str, dim: int,
 
     Loads the saved index, compares its watermark with the ``embeddings`` rows of this
     encoder and applies the difference (rows added since, tracks deleted since); rebuilds
-    from the database when there is no usable index, the dimension or factory rule
-    disagrees, or the difference is a large part of the index. Saves when anything changed.
+    from the database when there is no usable index (none, unreadable, damaged: see
+    :meth:`VectorIndex.load`), the dimension or factory rule disagrees, or the difference is
+    a large part of the index. Saves when anything changed, or to give an unverified
+    (version 1) index its checksum.
+
+    Never fails because of what is on disk: a save that fails (read-only or missing folder,
+    full disk) is logged by :func:`persist` and the index is served from memory.
     """
     config = config or IndexConfig()
     vi = VectorIndex.load(directory, encoder_id, config)
@@ -46,13 +51,13 @@ def open_index(directory: Path | str, encoder_id: str, dim: int,
         if vi is not None and config.factory and config.factory != vi.factory:
             log.info("factory %s != saved %s: rebuilding", config.factory, vi.factory)
             vi = None
-        if vi is not None and asdict(vi.watermark) == asdict(current):
-            return vi
-        if vi is None or apply_changes(vi, session, current):
+        in_sync = vi is not None and asdict(vi.watermark) == asdict(current)
+        if vi is None or (not in_sync and apply_changes(vi, session, current)):
             vi = rebuild_index(session, encoder_id, dim, config=config)
+            in_sync = False
         vi._watermark = current
-    if save:
-        vi.save(directory)
+    if save and not (in_sync and vi.verified):
+        persist(vi, directory)
     return vi
 
 
