@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy.orm import sessionmaker
 
-from index.models import Embedding, Track
+from index.models import Track
+from index.repo import add_embedding
 
 DIM = 16
 
@@ -29,6 +30,6 @@ def add_tracks(factory: sessionmaker, vectors: np.ndarray, start: int, encoder: 
             tid = start + j
             s.add(Track(id=tid, content_hash=f"h{tid}", title=f"t{tid}", duration_s=1.0,
                         sample_rate=16000, audio_format="wav", source_path="x", audio_path="x"))
-            s.add(Embedding(track_id=tid, encoder_id=encoder, dim=len(v),
-                            vector=v.astype("<f4").tobytes()))
+            s.flush()
+            add_embedding(s, tid, encoder, v)
         s.commit()
