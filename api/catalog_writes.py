@@ -8,7 +8,6 @@ Routes call these; they hold no SQL and no index bookkeeping themselves.
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,11 @@ from api.uploads import safe_filename
 from api.wiring import AppState
 from index.audio import decode
 from index.errors import DecodeError
-from index.models import Embedding, Track
+from index.models import Track
+from index.repo.tracks import add_embedding, get_track
 from index.repo.tracks import delete_track as delete_track_rows
-from index.repo.tracks import get_track
+from index.vectors import db_watermark, persist
 from retrieval.search import TrackMeta, TrackNotFoundError
-
-log = logging.getLogger(__name__)
 
 
 def add_upload(state: AppState, data: bytes, filename: str | None, fields: dict[str, Any]) -> Track:
@@ -45,8 +43,7 @@ def add_upload(state: AppState, data: bytes, filename: str | None, fields: dict[
         for t in tracks:
             wave = decode(state.store.path_for(t.audio_path), svc.encoder.sample_rate)
             v = svc.encoder.embed_audio([wave])[0]
-            session.add(Embedding(track_id=t.id, encoder_id=svc.encoder.id, dim=len(v),
-                                  vector=np.asarray(v, "<f4").tobytes()))
+            add_embedding(session, t.id, svc.encoder.id, v)
             vectors[t.id] = v
 
     with tempfile.TemporaryDirectory(prefix="tunescope-upload-") as tmp:
@@ -67,8 +64,7 @@ def add_upload(state: AppState, data: bytes, filename: str | None, fields: dict[
                 raise DecodeError(summary.quarantined[0].reason)
             if summary.duplicates:
                 raise HTTPException(409, f"{filename!r} is already in the catalog (same content)")
-            with state.session_factory() as session:
-                track = get_track(session, summary.track_ids[0])
+            track = get_track(state.session_factory, summary.track_ids[0])
             assert track is not None  # just committed under the write lock
             svc.add_track(TrackMeta.from_track(track), vectors[track.id])
             save_index(state)
@@ -96,19 +92,13 @@ def delete_track(state: AppState, track_id: int) -> None:
 def save_index(state: AppState) -> bool:
     """Persist small indexes after each write; big ones resync from the DB watermark at start.
 
-    Best effort: a failed save is logged and reported as False, never raised, because the
-    write it follows is already committed to the database (the source of truth).
+    Best effort (:func:`index.vectors.persist`): a failed save is logged and reported as
+    False, never raised, because the write it follows is already committed to the database,
+    the source of truth.
     """
     idx = state.service.index
     if idx.count > 50_000:
         return False
-    from index.vectors import db_watermark
-
-    try:
-        with state.session_factory() as session:
-            idx.save(state.settings.index_dir, db_watermark(session, idx.encoder_id))
-    except (OSError, RuntimeError) as e:  # FAISS raises RuntimeError for I/O failures
-        log.warning("index not saved after a write (%s); the next start catches up from the "
-                    "database", e)
-        return False
-    return True
+    with state.session_factory() as session:
+        watermark = db_watermark(session, idx.encoder_id)
+    return persist(idx, state.settings.index_dir, watermark)

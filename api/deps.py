@@ -7,7 +7,7 @@ objects inside ``create_app``, which is what lets each resource live in its own 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -39,13 +39,17 @@ def get_service(state: StateDep) -> SearchService:
 ServiceDep = Annotated[SearchService, Depends(get_service)]
 
 
-def get_session(state: StateDep) -> Iterator[Session]:
-    """A catalog session for the duration of the request."""
-    with state.session_factory() as session:
-        yield session
+def get_session_factory(state: StateDep) -> Callable[[], Session]:
+    """The catalog's session factory.
+
+    The data-access functions of ``index.repo`` are units of work that open, commit and close
+    their own session, so a route hands them the factory rather than one request-long session
+    (which would hold a connection, and on SQLite a lock, while the encoder runs).
+    """
+    return state.session_factory
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionFactoryDep = Annotated[Callable[[], Session], Depends(get_session_factory)]
 SearchOptionsDep = Annotated[SearchOptions, Depends(search_options)]
 
 

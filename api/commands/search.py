@@ -7,7 +7,6 @@ service), so ``tunescope search "..." --json`` prints exactly what ``GET /v1/sea
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -73,28 +72,45 @@ def index_build(
 
 
 def index_status() -> None:
-    """Show the saved index manifest beside the database watermark."""
+    """Show the saved index manifest beside the database watermark, and whether it is usable.
+
+    The saved index is loaded and checked as a server start would (checksum, vector sanity):
+    "in sync" means a start would serve that file as it is, while a damaged one is reported as
+    such, never as in sync, because a start would rebuild it from the database.
+    """
     from index.db import open_catalog
-    from index.vectors import _safe_name, db_watermark
+    from index.errors import IndexFileError
+    from index.vectors import VectorIndex, db_watermark
+    from index.vectors.manifest import manifest_path, read_manifest
 
     settings = get_settings()
     enc = build_encoder(settings)
-    path = Path(settings.index_dir) / f"{_safe_name(enc.id)}.json"
-    manifest = json.loads(path.read_text()) if path.exists() else None
+    manifest, problem, verified = None, None, False
+    try:
+        manifest = read_manifest(manifest_path(settings.index_dir, enc.id))
+        loaded = VectorIndex.load_checked(settings.index_dir, enc.id) if manifest else None
+        verified = loaded is not None and loaded.verified
+    except IndexFileError as e:
+        problem = e.reason
     with open_catalog(settings.resolved_database_url)() as session:
         wm = db_watermark(session, enc.id)
     table = Table("", "index (manifest)", "database")
     table.add_row("encoder", enc.id, enc.id)
     if manifest:
-        table.add_row("factory", manifest["factory"], "")
-        table.add_row("count", str(manifest["count"]), str(wm.count))
-        table.add_row("max embedding id", str(manifest["watermark"]["max_embedding_id"]),
+        table.add_row("factory", manifest.factory, "")
+        table.add_row("count", str(manifest.count), str(wm.count))
+        table.add_row("max embedding id", str(manifest.watermark.max_embedding_id),
                       str(wm.max_embedding_id))
+        state = problem or ("checksum verified" if verified else "unverified (no checksum)")
+        table.add_row("file", state, "")
     else:
-        table.add_row("count", "no index saved", str(wm.count))
+        table.add_row("count", "unusable" if problem else "no index saved", str(wm.count))
     Console().print(table)
-    in_sync = manifest is not None and manifest["watermark"] == {
-        "max_embedding_id": wm.max_embedding_id, "count": wm.count}
+    if problem:
+        typer.echo(f"{problem}: rebuild needed (`tunescope index build` rebuilds it from the "
+                   "database; a server start does too)")
+        return
+    in_sync = manifest is not None and manifest.watermark == wm
     typer.echo("in sync" if in_sync else "out of sync: `tunescope index build` updates it")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -12,14 +13,14 @@ from index.repo.tracks import load_tracks
 from retrieval.search import SearchOptions, SearchResult
 
 
-def page_response(session: Session, result: SearchResult, query: dict[str, Any],
+def page_response(factory: Callable[[], Session], result: SearchResult, query: dict[str, Any],
                   options: SearchOptions) -> SearchResponse:
     """The response body of a page of hits: each hit's track, its score, the query echo.
 
     A hit whose track vanished between the search and this read (a concurrent delete) is
     dropped rather than answered with a dangling id.
     """
-    tracks = load_tracks(session, [h.track_id for h in result.hits])
+    tracks = load_tracks(factory, [h.track_id for h in result.hits])
     items = [ResultItem(score=round(h.score, 6), track=TrackPublic.of(tracks[h.track_id]))
              for h in result.hits if h.track_id in tracks]
     return SearchResponse(query=query, results=items, weak_match=result.weak_match,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.deps import SessionDep, StateDep
+from api.deps import SessionFactoryDep, StateDep
 from api.schemas.filters import describe
 from index.repo.tracks import count_tracks
 from retrieval.search import FILTER_FIELDS
@@ -21,13 +21,13 @@ router = APIRouter()
 
 @router.get("/v1/health", tags=["ops"],
             responses={503: {"description": "Starting: the models are still warming up."}})
-def health(session: SessionDep, state: StateDep, response: Response) -> dict[str, Any]:
+def health(db: SessionFactoryDep, state: StateDep, response: Response) -> dict[str, Any]:
     """Readiness and what is loaded: ``ok``, or ``starting`` (503) while models warm up."""
     service = state.service
     ready = state.ready.is_set()
     if not ready:
         response.status_code = 503
-    return {"status": "ok" if ready else "starting", "tracks": count_tracks(session),
+    return {"status": "ok" if ready else "starting", "tracks": count_tracks(db),
             "encoder": service.encoder.id,
             "index": {"factory": service.index.factory, "count": service.index.count}}
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi import Path as PathParam
 
-from api.deps import SearchOptionsDep, ServiceDep, SessionDep, StateDep
+from api.deps import SearchOptionsDep, ServiceDep, SessionFactoryDep, StateDep
 from api.routes.common import page_response
 from api.schemas.errors import ERRORS
 from api.schemas.filters import MAX_TRACK_ID, TrackId
@@ -31,7 +31,7 @@ TrackIdPath = Annotated[int, PathParam(ge=1, le=MAX_TRACK_ID, description="Track
 
 
 @router.get("/v1/search", response_model=SearchResponse, summary="Search by text")
-def search(q: QueryText, o: SearchOptionsDep, session: SessionDep, service: ServiceDep
+def search(q: QueryText, o: SearchOptionsDep, db: SessionFactoryDep, service: ServiceDep
            ) -> SearchResponse:
     """Tracks whose sound matches a description, filtered, diversified and paged.
 
@@ -40,7 +40,7 @@ def search(q: QueryText, o: SearchOptionsDep, session: SessionDep, service: Serv
     if any(v.strip().lower() == "generative" for v in o.filters.mode):
         raise InvalidQueryError("mode filters the musical mode (major, minor...); generative "
                                 "search is GET /v1/search/generative")
-    return page_response(session, service.search_text(q, o), {"text": q, "mode": "text"}, o)
+    return page_response(db, service.search_text(q, o), {"text": q, "mode": "text"}, o)
 
 
 @router.get("/v1/search/generative", response_model=SearchResponse,
@@ -48,7 +48,7 @@ def search(q: QueryText, o: SearchOptionsDep, session: SessionDep, service: Serv
 def search_generative(
     q: QueryText,
     o: SearchOptionsDep,
-    session: SessionDep,
+    db: SessionFactoryDep,
     state: StateDep,
     seeds: Annotated[int, Query(ge=1, le=64, description="Prior samples searched.")] = 8,
     guidance: Annotated[float | None, Query(ge=0, le=20, description="Guidance scale "
@@ -68,7 +68,7 @@ def search_generative(
     """
     result, echo = generative_page(state, q, o, seeds=seeds, guidance=guidance,
                                    negative=negative, like=like, unlike=unlike, seed=seed)
-    return page_response(session, result, echo, o)
+    return page_response(db, result, echo, o)
 
 
 def generative_page(state: Any, q: str, options: SearchOptions, *, seeds: int,
@@ -106,19 +106,19 @@ def search_audio(
                                      f"{MAX_UPLOAD_BYTES // 2**20} MiB, cropped to "
                                      f"{MAX_QUERY_CLIP_S:.0f} s.")],
     o: SearchOptionsDep,
-    session: SessionDep,
+    db: SessionFactoryDep,
     service: ServiceDep,
 ) -> SearchResponse:
     """Tracks that sound like the uploaded clip."""
     wave = read_query_clip(file, service.encoder.sample_rate)
-    return page_response(session, service.search_audio(wave, o),
+    return page_response(db, service.search_audio(wave, o),
                          {"mode": "audio", "filename": file.filename or ""}, o)
 
 
 @router.get("/v1/tracks/{track_id}/similar", response_model=SearchResponse,
             summary="More like this")
-def similar(track_id: TrackIdPath, o: SearchOptionsDep, session: SessionDep,
+def similar(track_id: TrackIdPath, o: SearchOptionsDep, db: SessionFactoryDep,
             service: ServiceDep) -> SearchResponse:
     """Tracks that sound like a catalog track (the track itself excluded)."""
-    return page_response(session, service.similar(track_id, o),
+    return page_response(db, service.similar(track_id, o),
                          {"mode": "similar", "track_id": track_id}, o)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, Header, HTTPException, Response, Uplo
 from fastapi import Path as PathParam
 
 from api import catalog_writes
-from api.deps import KeyRequired, SessionDep, StateDep
+from api.deps import KeyRequired, SessionFactoryDep, StateDep
 from api.ranges import ranged_file
 from api.schemas.errors import ERRORS, error_responses
 from api.schemas.filters import MAX_TRACK_ID
@@ -25,26 +25,26 @@ CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg",
 TrackIdPath = Annotated[int, PathParam(ge=1, le=MAX_TRACK_ID, description="Track id.")]
 
 
-def _track(session: SessionDep, track_id: int) -> Track:
-    t = find_track(session, track_id)
+def _track(db: SessionFactoryDep, track_id: int) -> Track:
+    t = find_track(db, track_id)
     if t is None:
         raise TrackNotFoundError(track_id)
     return t
 
 
 @router.get("/v1/tracks/{track_id}", response_model=TrackPublic)
-def get_track(track_id: TrackIdPath, session: SessionDep) -> TrackPublic:
+def get_track(track_id: TrackIdPath, db: SessionFactoryDep) -> TrackPublic:
     """One track's metadata."""
-    return TrackPublic.of(_track(session, track_id))
+    return TrackPublic.of(_track(db, track_id))
 
 
 @router.get("/v1/tracks/{track_id}/audio",
             responses={200: {"content": {"audio/wav": {}}},
                        206: {"description": "Partial content (HTTP Range)"}})
-def get_audio(track_id: TrackIdPath, session: SessionDep, state: StateDep,
+def get_audio(track_id: TrackIdPath, db: SessionFactoryDep, state: StateDep,
               range_header: Annotated[str | None, Header(alias="Range")] = None) -> Response:
     """The track's audio; honours ``Range: bytes=...`` so players can seek."""
-    t = _track(session, track_id)
+    t = _track(db, track_id)
     path = state.store.path_for(t.audio_path)
     if not path.is_file():
         raise HTTPException(404, f"audio file of track {track_id} is missing from the store")

@@ -1,17 +1,12 @@
-"""The vector index: one FAISS index per encoder id, whose ids are track ids.
+"""The FAISS wrapper: one index per encoder id, whose ids are track ids.
 
-The catalog database is the source of truth; an index on disk is a cache of its ``embeddings``
-rows for one encoder. That is why every saved index carries a manifest (encoder id, dimension,
-count, factory string and a database *watermark*): at start :meth:`VectorIndex.open` compares
-the manifest with the database and either applies the difference (new or deleted tracks) or
-rebuilds from scratch, so a crash between a database write and an index save never serves
-stale results for long.
-
-The index type is a FAISS factory string, the one tuning surface (see :func:`choose_factory`).
 Every index is wrapped in ``IDMap2`` so FAISS ids are track ids. Types that cannot delete in
 place (HNSW, IVF under ``IDMap2``) keep a set of *tombstones* that every search excludes
 through an ``IDSelector``; once tombstones pass a fraction of the index it is rebuilt, so
 they never grow without bound.
+
+Persistence lives in :mod:`.manifest` and database sync in :mod:`.sync`; ``save``, ``load``,
+``open`` and ``rebuild`` stay methods here so callers keep one object to talk to.
 
 Example:
     >>> vi = VectorIndex.create("enc@1", dim=4)
@@ -22,129 +17,32 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import os
-import re
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from index.errors import CatalogError
-from index.models import Embedding
+from index.errors import CatalogError, IndexFileError
+from index.vectors.factory import (
+    IndexConfig,
+    choose_factory,
+    flat_storage,
+    gpu_available,
+    hnsw_of,
+    ivf_of,
+)
+from index.vectors.manifest import Manifest, Watermark, read_pair, save_pair
 
 log = logging.getLogger(__name__)
 
-MANIFEST_VERSION = 1
 # Rebuild (instead of patching) when this fraction of the index is tombstoned or changed.
 REBUILD_FRACTION = 0.2
-
-
-@dataclass(frozen=True)
-class IndexConfig:
-    """How to build and query an index.
-
-    Attributes:
-        factory: a FAISS factory string without the ``IDMap2`` prefix (``"Flat"``, ``"HNSW32"``,
-            ``"IVF1024,Flat"``, ``"IVF4096,PQ64"``...); ``None`` chooses by catalog size.
-        device: ``"auto"`` (GPU when faiss-gpu and a CUDA device exist), ``"cpu"`` or ``"cuda"``.
-        ef_search: HNSW beam width at query time (recall vs speed).
-        ef_construction: HNSW beam width at build time.
-        nprobe: IVF lists visited per query.
-        threads: FAISS OpenMP threads (0 keeps the library default).
-    """
-
-    factory: str | None = None
-    device: str = "auto"
-    ef_search: int = 128
-    ef_construction: int = 80
-    nprobe: int = 64
-    threads: int = 0
-
-
-@dataclass
-class Watermark:
-    """What the database held for one encoder when the index was last in sync with it.
-
-    ``max_embedding_id`` finds new rows cheaply (``id > watermark``); ``count`` catches
-    deletions, which leave no trace in the maximum.
-    """
-
-    max_embedding_id: int = 0
-    count: int = 0
-
-
-@dataclass
-class Manifest:
-    """The JSON written beside each index file; it names the file, so swapping it is the commit."""
-
-    encoder_id: str
-    dim: int
-    count: int
-    factory: str
-    watermark: Watermark
-    index_file: str
-    tombstones: list[int] = field(default_factory=list)
-    faiss_version: str = faiss.__version__
-    saved_at: float = 0.0
-    version: int = MANIFEST_VERSION
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Manifest:
-        data = dict(data)
-        data["watermark"] = Watermark(**data["watermark"])
-        return cls(**data)
-
-
-def choose_factory(n: int, dim: int) -> str:
-    """The factory string for a catalog of ``n`` vectors when none is configured.
-
-    The rule, readable on purpose:
-
-    - below 50,000 vectors: ``Flat`` -- exact, and an exact scan of 50k x 512 floats still
-      answers in a few milliseconds, so approximation buys nothing;
-    - up to 5 million: ``HNSW32`` -- the best recall/speed trade-off on a CPU (recall@10 >= 0.95
-      at >10x the speed of exact search on 1M vectors, see ``benchmarks/RESULTS.md``), at
-      ~256 extra bytes per vector;
-    - above: ``IVF{4*sqrt(n)},SQ8`` -- HNSW's full-precision vectors no longer fit
-      comfortably in memory; 8-bit scalar quantisation keeps one byte per dimension at
-      near-exact distances (PQ at ``dim/8`` bytes costs too much recall on 512-d embeddings:
-      ~0.75 recall@10 in the benchmark). Configure ``IVF...,PQ...np`` when memory rules.
-
-    Args:
-        n: number of vectors the index will hold.
-        dim: their dimension.
-    """
-    if n < 50_000:
-        return "Flat"
-    if n <= 5_000_000:
-        return "HNSW32"
-    nlist = 1 << int(round(math.log2(4 * math.sqrt(n))))
-    return f"IVF{nlist},SQ8"
-
-
-def _safe_name(encoder_id: str) -> str:
-    """A file name for an encoder id (ids may contain ``/``, ``@``, ``:``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", encoder_id)
-
-
-def _gpu_available(device: str) -> bool:
-    if device == "cpu":
-        return False
-    n = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
-    if device == "cuda" and n == 0:
-        raise CatalogError("device='cuda' was asked for, but FAISS sees no GPU (install faiss-gpu)")
-    return n > 0
 
 
 def _as_ids(ids: Any) -> np.ndarray:
@@ -179,6 +77,8 @@ class VectorIndex:
         self._lock = threading.RLock()
         self._gpu_index: faiss.Index | None = None
         self._id_pos: tuple[np.ndarray, np.ndarray] | None = None  # (sorted ids, positions)
+        # False for an index loaded from a manifest without a checksum (version 1).
+        self.verified = True
         if self.config.threads:
             faiss.omp_set_num_threads(self.config.threads)
         self._apply_search_params()
@@ -195,7 +95,7 @@ class VectorIndex:
             inner = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as e:
             raise CatalogError(f"invalid FAISS factory string {factory!r}: {e}") from e
-        hnsw = _hnsw_of(inner)
+        hnsw = hnsw_of(inner)
         if hnsw is not None:
             hnsw.hnsw.efConstruction = config.ef_construction
         return cls(encoder_id, dim, factory, faiss.IndexIDMap2(inner), config)
@@ -222,7 +122,7 @@ class VectorIndex:
         if len(vectors) > train_size:
             rng = np.random.default_rng(seed)
             vectors = vectors[np.sort(rng.choice(len(vectors), train_size, replace=False))]
-        ivf = _ivf_of(self._index.index)
+        ivf = ivf_of(self._index.index)
         if ivf is not None and len(vectors) < ivf.nlist:
             raise CatalogError(
                 f"factory {self.factory!r} needs at least {ivf.nlist} training vectors, "
@@ -335,10 +235,10 @@ class VectorIndex:
         self._id_pos = None
 
     def _apply_search_params(self) -> None:
-        hnsw = _hnsw_of(self._index.index)
+        hnsw = hnsw_of(self._index.index)
         if hnsw is not None:
             hnsw.hnsw.efSearch = self.config.ef_search
-        ivf = _ivf_of(self._index.index)
+        ivf = ivf_of(self._index.index)
         if ivf is not None:
             ivf.nprobe = min(self.config.nprobe, ivf.nlist)
 
@@ -387,15 +287,15 @@ class VectorIndex:
         inner = self._index.index
         # Deep HNSW searches (over-fetching for filters) need a beam wider than k itself,
         # or recall at depth collapses (0.63 at k=640 with efSearch=k in the tests).
-        wide = _hnsw_of(inner) is not None and 2 * k > self.config.ef_search
+        wide = hnsw_of(inner) is not None and 2 * k > self.config.ef_search
         if sel is None and not wide:
             return None
-        if _hnsw_of(inner) is not None:
+        if hnsw_of(inner) is not None:
             params = faiss.SearchParametersHNSW()
             params.efSearch = max(self.config.ef_search, min(2 * k, 4096))
-        elif _ivf_of(inner) is not None:
+        elif ivf_of(inner) is not None:
             params = faiss.SearchParametersIVF()
-            params.nprobe = min(self.config.nprobe, _ivf_of(inner).nlist)
+            params.nprobe = min(self.config.nprobe, ivf_of(inner).nlist)
         else:
             params = faiss.SearchParameters()
         if sel is not None:
@@ -413,7 +313,7 @@ class VectorIndex:
             if self.is_exact:
                 params = self._params(allowed)
                 return self._index.search(queries, k, params=params)
-            ivf = _ivf_of(self._index.index)
+            ivf = ivf_of(self._index.index)
             if ivf is not None:
                 # Visit every list, restricted to the subset: exact for IVF,Flat, and as exact
                 # as the codes allow for PQ/SQ (which keep no full-precision vectors).
@@ -469,7 +369,7 @@ class VectorIndex:
                 raise CatalogError(f"track id {int(ids[bad][0])} is not in the index "
                                    f"for encoder {self.encoder_id!r}")
             internal = order[pos]
-            storage = _flat_storage(self._index.index)
+            storage = flat_storage(self._index.index)
             if storage is not None:
                 xb = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * self.dim)
                 return np.asarray(xb).reshape(-1, self.dim)[internal].copy()
@@ -478,9 +378,9 @@ class VectorIndex:
     # ------------------------------------------------------------------ GPU
 
     def _use_gpu(self) -> bool:
-        if self.config.device == "cpu" or _hnsw_of(self._index.index) is not None:
+        if self.config.device == "cpu" or hnsw_of(self._index.index) is not None:
             return False
-        return _gpu_available(self.config.device)
+        return gpu_available(self.config.device)
 
     def _gpu_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self._gpu_index is None:
@@ -494,58 +394,85 @@ class VectorIndex:
     def save(self, directory: Path | str, watermark: Watermark | None = None) -> Path:
         """Write the index (CPU form) and its manifest atomically; returns the manifest path.
 
-        The index goes to a fresh uniquely named file first; only then is the manifest, which
-        names that file, swapped in with ``os.replace``. A reader therefore sees either the old
-        pair or the new pair, never a half-written index.
+        The lock is held for the write so the manifest's count and tombstones describe exactly
+        the vectors in the file (see :func:`index.vectors.manifest.save_pair` for the swap).
         """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         if watermark is not None:
             self._watermark = watermark
-        name = _safe_name(self.encoder_id)
-        manifest_path = directory / f"{name}.json"
-        old = _read_manifest(manifest_path)
-        index_file = f"{name}.{time.time_ns()}.faiss"
         with self._lock:
-            tmp = directory / f".{index_file}.tmp"
-            faiss.write_index(self._index, str(tmp))
-            _fsync(tmp)
-            os.replace(tmp, directory / index_file)
             manifest = Manifest(
                 encoder_id=self.encoder_id, dim=self.dim, count=self.count,
-                factory=self.factory, watermark=self._watermark, index_file=index_file,
+                factory=self.factory, watermark=self._watermark, index_file="",
                 tombstones=sorted(self._tombstones), saved_at=time.time())
-        fd, tmp_manifest = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(asdict(manifest), f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_manifest, manifest_path)
-        if old is not None and old.index_file != index_file:
-            (directory / old.index_file).unlink(missing_ok=True)
-        return manifest_path
+            return save_pair(directory, self._index, manifest)
 
     @classmethod
     def load(cls, directory: Path | str, encoder_id: str,
              config: IndexConfig | None = None) -> VectorIndex | None:
-        """The saved index for ``encoder_id``; ``None`` when there is none or it is unreadable."""
-        directory = Path(directory)
-        manifest = _read_manifest(directory / f"{_safe_name(encoder_id)}.json")
-        if manifest is None or manifest.encoder_id != encoder_id:
-            return None
+        """The saved index for ``encoder_id``; ``None`` when there is none or it is unusable.
+
+        An unusable one (unreadable, checksum mismatch, implausible vectors) is logged as a
+        warning naming the file; the caller rebuilds from the database, never serves it.
+        """
         try:
-            index = faiss.read_index(str(directory / manifest.index_file))
-        except RuntimeError as e:
-            log.warning("index file %s unreadable (%s); it will be rebuilt", manifest.index_file, e)
+            return cls.load_checked(directory, encoder_id, config)
+        except IndexFileError as e:
+            log.warning("%s; it will be rebuilt from the database", e)
             return None
-        if index.d != manifest.dim or not isinstance(index, faiss.IndexIDMap2):
-            index = faiss.downcast_index(index)
-            if index.d != manifest.dim or not isinstance(index, faiss.IndexIDMap2):
-                return None
+
+    @classmethod
+    def load_checked(cls, directory: Path | str, encoder_id: str,
+                     config: IndexConfig | None = None) -> VectorIndex | None:
+        """Like :meth:`load`, but says why a saved index is unusable instead of logging it.
+
+        Returns ``None`` when none is saved; ``verified`` says whether a checksum was checked.
+
+        Raises:
+            IndexFileError: the saved index must not be served; ``reason`` says why.
+        """
+        pair = read_pair(directory, encoder_id)
+        if pair is None:
+            return None
+        manifest, index = pair
         vi = cls(encoder_id, manifest.dim, manifest.factory, index, config)
         vi._tombstones = set(manifest.tombstones)
         vi._watermark = manifest.watermark
+        vi.verified = manifest.checksum is not None
+        problem = vi.check_vectors(manifest.count)
+        if problem:
+            raise IndexFileError(Path(directory) / manifest.index_file, f"damaged ({problem})")
         return vi
+
+    def check_vectors(self, expected_count: int | None = None, sample: int = 64) -> str | None:
+        """Why this index looks damaged, or ``None``: a cheap plausibility check, not a proof.
+
+        Ids and vectors must agree in number (and with ``expected_count``, the manifest's), and
+        ``sample`` stored vectors spread over the index must be finite and of unit norm, as
+        every catalog embedding is: this catches what a checksum cannot (a version 1 manifest,
+        an index saved from bad memory). PQ/SQ codes are approximate: a wider tolerance.
+        """
+        with self._lock:
+            n, n_ids = int(self._index.ntotal), int(self._index.id_map.size())
+            if n_ids != n:
+                return f"{n_ids} ids for {n} vectors"
+            if expected_count is not None and self.count != expected_count:
+                return f"{self.count} live vectors, the manifest says {expected_count}"
+            if n == 0:
+                return None
+            id_map = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+            ids = np.unique(id_map[np.linspace(0, n - 1, min(n, sample)).astype(np.int64)])
+            try:
+                vectors = self.reconstruct(ids)
+            except (RuntimeError, CatalogError) as e:
+                return f"vectors cannot be read back ({str(e).splitlines()[0]})"
+        if not np.isfinite(vectors).all():
+            return "non-finite vectors"
+        norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+        tolerance = 0.01 if flat_storage(self._index.index) is not None else 0.25
+        bad = np.flatnonzero(np.abs(norms - 1.0) > tolerance)
+        if len(bad):
+            return f"vector of track {int(ids[bad[0]])} has norm {norms[bad[0]]:.3g}, not 1"
+        return None
 
     # ------------------------------------------------------------------ database sync
 
@@ -553,165 +480,20 @@ class VectorIndex:
     def open(cls, directory: Path | str, encoder_id: str, dim: int,
              session_factory: Callable[[], Session], *, config: IndexConfig | None = None,
              save: bool = True) -> VectorIndex:
-        """The index for ``encoder_id``, brought in line with the database.
+        """The index for ``encoder_id``, brought in line with the database (see ``sync``)."""
+        from index.vectors.sync import open_index  # sync builds on this module
 
-        Loads the saved index, compares its watermark with the ``embeddings`` rows of this
-        encoder and applies the difference (rows added since, tracks deleted since); rebuilds
-        from the database when there is no usable index, the dimension or factory rule
-        disagrees, or the difference is a large part of the index. Saves when anything changed.
-        """
-        config = config or IndexConfig()
-        vi = cls.load(directory, encoder_id, config)
-        with session_factory() as session:
-            current = db_watermark(session, encoder_id)
-            if vi is not None and vi.dim != dim:
-                log.info("index dimension %d != encoder dimension %d: rebuilding", vi.dim, dim)
-                vi = None
-            if vi is not None and config.factory and config.factory != vi.factory:
-                log.info("factory %s != saved %s: rebuilding", config.factory, vi.factory)
-                vi = None
-            if vi is not None and asdict(vi.watermark) == asdict(current):
-                return vi
-            changed = vi is None or vi._sync(session, current)
-            if changed:
-                vi = cls.rebuild(session, encoder_id, dim, config=config)
-            vi._watermark = current
-        if save:
-            vi.save(directory)
-        return vi
-
-    def _sync(self, session: Session, current: Watermark) -> bool:
-        """Apply the database's changes since the watermark; True when a rebuild is better."""
-        db_ids = np.fromiter(session.scalars(
-            select(Embedding.track_id).where(Embedding.encoder_id == self.encoder_id)), np.int64)
-        live = self.ids()
-        gone = np.setdiff1d(live, db_ids, assume_unique=True)
-        new_rows = select(Embedding.track_id, Embedding.vector).where(
-            Embedding.encoder_id == self.encoder_id,
-            Embedding.id > self._watermark.max_embedding_id)
-        n_new = session.execute(select(func.count()).select_from(new_rows.subquery())).scalar_one()
-        missing = np.setdiff1d(db_ids, live, assume_unique=True)
-        changes = len(gone) + max(n_new, len(missing))
-        if changes > REBUILD_FRACTION * max(len(live), 1) and changes > 1000:
-            return True
-        self.remove(gone)
-        # New rows plus any id the index lacks (e.g. a save lost in a crash).
-        rows = session.execute(new_rows).all()
-        if len(missing):
-            have = {r[0] for r in rows}
-            extra = [int(i) for i in missing if int(i) not in have]
-            for start in range(0, len(extra), 10_000):
-                chunk = extra[start:start + 10_000]
-                rows += session.execute(select(Embedding.track_id, Embedding.vector).where(
-                    Embedding.encoder_id == self.encoder_id,
-                    Embedding.track_id.in_(chunk))).all()
-        if rows:
-            ids = np.array([r[0] for r in rows], np.int64)
-            vecs = _decode_rows([r[1] for r in rows], self.dim)
-            self.add(ids, vecs)
-        log.info("index %s synced: +%d -%d", self.encoder_id, len(rows), len(gone))
-        return False
+        return open_index(directory, encoder_id, dim, session_factory, config=config, save=save)
 
     @classmethod
     def rebuild(cls, session: Session, encoder_id: str, dim: int, *,
                 config: IndexConfig | None = None) -> VectorIndex:
         """A fresh index from every ``embeddings`` row of ``encoder_id``."""
-        ids, vectors = load_embeddings(session, encoder_id, dim)
-        config = config or IndexConfig()
-        vi = cls.create(encoder_id, dim, factory=config.factory, expected_size=len(ids),
-                        config=config)
-        if len(ids):
-            vi.train(vectors)
-            vi.add(ids, vectors)
-        vi._watermark = db_watermark(session, encoder_id)
-        log.info("index %s rebuilt: %d vectors, %s", encoder_id, len(ids), vi.factory)
-        return vi
+        from index.vectors.sync import rebuild_index
 
-
-# ---------------------------------------------------------------------- database helpers
-
-def db_watermark(session: Session, encoder_id: str) -> Watermark:
-    """The database side of the manifest check for one encoder."""
-    max_id, count = session.execute(
-        select(func.coalesce(func.max(Embedding.id), 0), func.count(Embedding.id))
-        .where(Embedding.encoder_id == encoder_id)).one()
-    return Watermark(max_embedding_id=int(max_id), count=int(count))
-
-
-def iter_embeddings(session: Session, encoder_id: str, dim: int,
-                    batch: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(track_ids [b], vectors [b, dim])`` batches of one encoder's rows, in id order."""
-    last = 0
-    while True:
-        rows = session.execute(
-            select(Embedding.id, Embedding.track_id, Embedding.vector, Embedding.dim)
-            .where(Embedding.encoder_id == encoder_id, Embedding.id > last)
-            .order_by(Embedding.id).limit(batch)).all()
-        if not rows:
-            return
-        for r in rows:
-            if r[3] != dim:
-                raise CatalogError(f"embedding of track {r[1]} has dim {r[3]}, encoder "
-                                   f"{encoder_id!r} expects {dim}")
-        last = rows[-1][0]
-        yield np.array([r[1] for r in rows], np.int64), _decode_rows([r[2] for r in rows], dim)
-
-
-def load_embeddings(session: Session, encoder_id: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every row of one encoder: ``(track_ids [n], vectors [n, dim])``."""
-    parts = list(iter_embeddings(session, encoder_id, dim))
-    if not parts:
-        return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
-def _decode_rows(blobs: list[bytes], dim: int) -> np.ndarray:
-    buf = b"".join(blobs)
-    if len(buf) != 4 * dim * len(blobs):
-        raise CatalogError(f"embedding blobs are not {dim} float32 values each")
-    return np.frombuffer(buf, dtype="<f4").reshape(len(blobs), dim).astype(np.float32)
-
-
-# ---------------------------------------------------------------------- FAISS helpers
-
-def _hnsw_of(index: faiss.Index) -> faiss.IndexHNSW | None:
-    index = faiss.downcast_index(index)
-    return index if isinstance(index, faiss.IndexHNSW) else None
-
-
-def _ivf_of(index: faiss.Index) -> faiss.IndexIVF | None:
-    try:
-        return faiss.extract_index_ivf(index)
-    except RuntimeError:
-        return None
-
-
-def _flat_storage(index: faiss.Index) -> faiss.IndexFlat | None:
-    """The full-precision vector array behind Flat and HNSW,Flat indexes, if any."""
-    index = faiss.downcast_index(index)
-    if isinstance(index, faiss.IndexFlat):
-        return index
-    if isinstance(index, faiss.IndexHNSW):
-        storage = faiss.downcast_index(index.storage)
-        if isinstance(storage, faiss.IndexFlat):
-            return storage
-    return None
+        return rebuild_index(session, encoder_id, dim, config=config)
 
 
 def _empty(q: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full((q, k), -np.inf, np.float32), np.full((q, k), -1, np.int64)
 
-
-def _read_manifest(path: Path) -> Manifest | None:
-    try:
-        return Manifest.from_json(json.loads(path.read_text()))
-    except FileNotFoundError:
-        return None
-    except (ValueError, TypeError, KeyError) as e:
-        log.warning("manifest %s unreadable (%s); the index will be rebuilt", path, e)
-        return None
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
