@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from generation.errors import GenerationError
 from index.errors import CatalogError, DecodeError
@@ -53,14 +54,32 @@ def _table_handler(status: int, code: str):  # noqa: ANN202 - a Starlette except
 def _validation(_: Request, e: RequestValidationError) -> JSONResponse:
     parts = []
     for x in e.errors():
-        where = ".".join(str(p) for p in x.get("loc", ()) if p != "body") or "request"
+        # Pydantic names union members in the location ("function-before[not_bool(), int]",
+        # with object addresses): callers need the field path, not our validator internals.
+        where = ".".join(str(p) for p in x.get("loc", ()) if p != "body" and not
+                         any(c in str(p) for c in "[(<")) or "request"
         parts.append(f"{where}: {x.get('msg', 'invalid')}")
     return error_json(422, "invalid_request", "; ".join(parts)[:2000])
 
 
-def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
+def _http(request: Request, e: StarletteHTTPException) -> JSONResponse:
+    headers = dict(getattr(e, "headers", None) or {})
+    if e.status_code == 405:
+        # Starlette names only the methods of the first route matching the path; a resource
+        # served by several routes (GET and DELETE /v1/tracks/{id}) must list them all.
+        headers["Allow"] = ", ".join(allowed_methods(request))
     return error_json(e.status_code, HTTP_CODES.get(e.status_code, "error"), str(e.detail),
-                      getattr(e, "headers", None))
+                      headers or None)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at this request's path."""
+    methods: set[str] = set()
+    scope = {**request.scope, "method": "GET"}
+    for route in request.app.router.routes:
+        if isinstance(route, BaseRoute) and route.matches(scope)[0] != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def _internal(request: Request, e: Exception) -> JSONResponse:

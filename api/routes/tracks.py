@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, HTTPException, Response, UploadFile
 from fastapi import Path as PathParam
+from pydantic import BeforeValidator, Field
 
 from api import catalog_writes
 from api.deps import KeyRequired, SessionFactoryDep, StateDep
@@ -23,6 +24,14 @@ router = APIRouter(tags=["tracks"], responses=ERRORS)
 CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg",
                  "opus": "audio/ogg", "mp3": "audio/mpeg"}
 TrackIdPath = Annotated[int, PathParam(ge=1, le=MAX_TRACK_ID, description="Track id.")]
+
+
+def blank_is_none(value: object) -> object:
+    """A multipart field has no null: an empty or literal ``null`` value means "not given"."""
+    return None if isinstance(value, str) and value.strip().lower() in ("", "null") else value
+
+
+Tempo = Annotated[Annotated[float, Field(ge=0, le=1000)] | None, BeforeValidator(blank_is_none)]
 
 
 def _track(db: SessionFactoryDep, track_id: int) -> Track:
@@ -65,7 +74,7 @@ def add_track(
     key: Annotated[str | None, Form(max_length=16)] = None,
     mode: Annotated[str | None, Form(max_length=32)] = None,
     meter: Annotated[str | None, Form(max_length=16)] = None,
-    tempo_bpm: Annotated[float | None, Form(ge=0, le=1000)] = None,
+    tempo_bpm: Annotated[Tempo, Form(description="Beats per minute.")] = None,
 ) -> TrackPublic:
     """Ingest one recording: validate, store, embed, index. Searchable on return."""
     fields = {k: v for k, v in dict(title=title, artist=artist, collection=collection,

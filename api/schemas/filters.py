@@ -13,13 +13,36 @@ import inspect
 from typing import Annotated, Any
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from retrieval.search import FILTER_FIELDS, FilterField, Filters, SearchOptions
 
 MAX_TRACK_ID = 2**63 - 1
 MAX_VALUES = 20  # values per filter field: more is a scan in disguise, never a real request
-TrackId = Annotated[int, Field(ge=1, le=MAX_TRACK_ID)]
+
+
+def not_bool(value: Any) -> Any:
+    """Refuse JSON ``true``/``false`` where a number is expected.
+
+    Pydantic's lax mode reads ``true`` as 1, so ``"positive": [true]`` was track 1. Strict mode
+    would also refuse ``5.0`` for an integer, which JSON Schema (and so the OpenAPI contract)
+    calls a valid integer; this refuses exactly the booleans.
+    """
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    return value
+
+
+def number(kind: type, **bounds: float) -> Any:
+    """``kind`` (int or float) within ``bounds``, booleans refused.
+
+    The bounds sit inside the boolean check on purpose: so placed they stay part of the JSON
+    schema (a validator wrapped around them would hide them from OpenAPI).
+    """
+    return Annotated[kind, Field(**bounds), BeforeValidator(not_bool)]
+
+
+TrackId = number(int, ge=1, le=MAX_TRACK_ID)
 
 
 def _body_fields() -> dict[str, Any]:
@@ -27,7 +50,7 @@ def _body_fields() -> dict[str, Any]:
     for f in FILTER_FIELDS:
         if f.kind == "range":
             for key in f.keys:
-                out[key] = (float | None, Field(None, ge=f.lo, le=f.hi, description=f.help))
+                out[key] = (number(float, ge=f.lo, le=f.hi) | None, Field(None, description=f.help))
         else:
             out[f.name] = (list[str], Field([], max_length=MAX_VALUES, description=f.help))
     return out
@@ -49,14 +72,14 @@ class DiversityBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    k: int = Field(10, ge=1, le=100, description="Results per page.")
-    offset: int = Field(0, ge=0, le=1000, description="Results to skip.")
+    k: number(int, ge=1, le=100) = Field(10, description="Results per page.")
+    offset: number(int, ge=0, le=1000) = Field(0, description="Results to skip.")
     filters: FilterBody = Field(default_factory=FilterBody)  # type: ignore[valid-type]
     exclude: list[TrackId] = Field(default=[], max_length=1000, description="Already seen ids.")
-    mmr: float | None = Field(None, ge=0, le=1, description="MMR lambda: 1 = pure relevance, "
-                                                             "lower = more diverse.")
-    max_per_piece: int | None = Field(None, ge=1, le=100)
-    max_per_artist: int | None = Field(None, ge=1, le=100)
+    mmr: number(float, ge=0, le=1) | None = Field(None, description="MMR lambda: 1 = pure "
+                                                  "relevance, lower = more diverse.")
+    max_per_piece: number(int, ge=1, le=100) | None = None
+    max_per_artist: number(int, ge=1, le=100) | None = None
 
     def options(self) -> SearchOptions:
         """The service's options for this body."""
@@ -85,8 +108,8 @@ def _filter_parameters() -> list[inspect.Parameter]:
 _PAGING = [
     ("k", Annotated[int, Query(ge=1, le=100, description="Results per page.")], 10),
     ("offset", Annotated[int, Query(ge=0, le=1000, description="Results to skip.")], 0),
-    ("exclude", Annotated[list[Annotated[int, Field(ge=1, le=MAX_TRACK_ID)]],
-                          Query(max_length=1000, description="Already seen ids.")], []),
+    ("exclude", Annotated[list[TrackId], Query(max_length=1000, description="Already seen ids.")],
+     []),
     ("mmr", Annotated[float | None, Query(ge=0, le=1, description="MMR lambda: 1 = pure "
                                           "relevance, lower = more diverse.")], None),
     ("max_per_piece", Annotated[int | None, Query(ge=1, le=100)], None),

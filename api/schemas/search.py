@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.filters import MAX_TRACK_ID, DiversityBody
+from api.schemas.filters import DiversityBody, TrackId
 from api.schemas.tracks import TrackPublic
 
-# Strict: JSON ``true`` is not track 1, ``"12"`` is not track 12 (a text example is a string).
-StrictTrackId = Annotated[StrictInt, Field(ge=1, le=MAX_TRACK_ID)]
 ExampleText = Annotated[str, Field(min_length=1, max_length=500)]
 
 
@@ -39,6 +37,6 @@ class RecommendRequest(DiversityBody):
         "positive": [12, "a lively jig on the flute"], "negative": [40],
         "strategy": "average_vector", "k": 10}})
 
-    positive: list[StrictTrackId | ExampleText] = Field(min_length=1, max_length=50)
-    negative: list[StrictTrackId | ExampleText] = Field(default=[], max_length=50)
+    positive: list[TrackId | ExampleText] = Field(min_length=1, max_length=50)
+    negative: list[TrackId | ExampleText] = Field(default=[], max_length=50)
     strategy: Literal["average_vector", "best_score"] = "average_vector"

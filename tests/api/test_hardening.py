@@ -80,7 +80,7 @@ def test_huge_integers_in_query_lists_are_422(client: TestClient, url: str) -> N
 def test_every_error_is_json(client: TestClient) -> None:
     for r in (client.get("/v1/tracks/2/audio", headers={"Range": ""}),
               client.get("/v1/tracks/2/audio", headers={"Range": "bytes=x-y"}),
-              client.get("/v1/search", params={"q": "x" * 100_000}),
+              client.get("/v1/search", params={"q": "x" * 20_000}),
               client.get("/v1/search", params={"q": "   "}),
               client.get("/nope"),
               client.post("/v1/recommend", content=b"{not json",
