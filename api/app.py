@@ -17,11 +17,10 @@ from fastapi.staticfiles import StaticFiles
 from api.deps import KeyRequired
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
-from api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from api.middleware import install_middleware
 from api.routes import ROUTERS
 from api.routes.ops import STATIC_DIR
 from api.settings import Settings, get_settings
-from api.uploads import MAX_UPLOAD_BYTES
 from api.wiring import build_state, warm_up
 
 if TYPE_CHECKING:
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
     from retrieval.prior.pipeline import PriorPipeline
     from retrieval.search import SearchService
 
-MAX_JSON_BYTES = 2**20  # the largest valid recommend body is ~60 KB
 DESCRIPTION = ("Music retrieval: search a catalog by text, by audio clip, by example tracks; "
                "listen; recommend. Writes need an `X-API-Key` header.")
 
@@ -62,9 +60,7 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None,
     app = FastAPI(title="tunescope", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.tunescope = state
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, json_limit=MAX_JSON_BYTES,
-                       upload_limit=MAX_UPLOAD_BYTES + 2**20)  # multipart framing and fields
-    app.add_middleware(SecurityHeadersMiddleware)
+    install_middleware(app)
     install_metrics(app, state)  # last: the outermost middleware sees every answer
     read_deps = [KeyRequired] if settings.read_requires_key else []
     for router, is_read in ROUTERS:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 
 Scope = MutableMapping[str, Any]
@@ -52,12 +53,18 @@ async def send_json_error(send: Send, status: int, code: str, detail: str) -> No
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over a limit: multipart uploads get ``upload_limit``, all else
-    (JSON) ``json_limit``. A declared ``Content-Length`` over the limit is refused before a byte
-    is read; a chunked body is counted as it streams and cut off at the limit."""
+    """Refuse request bodies over a limit before they are parsed.
 
-    def __init__(self, app: ASGIApp, *, json_limit: int, upload_limit: int) -> None:
+    Multipart uploads get ``upload_limits[path]`` (a search clip needs far less room than a
+    track), else ``upload_limit``; every other body (JSON) gets ``json_limit``. A declared
+    ``Content-Length`` over the limit is refused before a byte is read; a chunked body is
+    counted as it streams and cut off at the limit.
+    """
+
+    def __init__(self, app: ASGIApp, *, json_limit: int, upload_limit: int,
+                 upload_limits: dict[str, int] | None = None) -> None:
         self.app, self.json_limit, self.upload_limit = app, json_limit, upload_limit
+        self.upload_limits = dict(upload_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,7 +72,8 @@ class BodyLimitMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         multipart = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
-        limit = self.upload_limit if multipart else self.json_limit
+        limit = (self.upload_limits.get(scope.get("path", ""), self.upload_limit) if multipart
+                 else self.json_limit)
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await send_json_error(send, 413, "too_large", f"request body over {limit} bytes "
@@ -151,3 +159,16 @@ class MetricsMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.observe(scope.get("method", ""), route, status, time.perf_counter() - t0)
+
+
+MAX_JSON_BYTES = 2**20  # the largest valid recommend body is ~60 KB
+
+
+def install_middleware(app: FastAPI) -> None:
+    """Body limits (per route for uploads) inside the security headers, on a FastAPI ``app``."""
+    from api.uploads import MAX_QUERY_UPLOAD_BYTES, MAX_UPLOAD_BYTES
+
+    app.add_middleware(BodyLimitMiddleware, json_limit=MAX_JSON_BYTES,  # + multipart framing:
+                       upload_limit=MAX_UPLOAD_BYTES + 2**20,
+                       upload_limits={"/v1/search/audio": MAX_QUERY_UPLOAD_BYTES + 2**16})
+    app.add_middleware(SecurityHeadersMiddleware)

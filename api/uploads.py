@@ -12,20 +12,23 @@ from retrieval.search import InvalidQueryError
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 MAX_QUERY_CLIP_S = 30.0  # a longer query clip is cropped: the encoder pools windows anyway
+# 30 s of 48 kHz stereo 24-bit WAV is 8.6 MB: a query clip never needs the room of a track, and
+# refusing a bigger body from its Content-Length costs nothing (an hour of MP3 is 14 MB).
+MAX_QUERY_UPLOAD_BYTES = 10 * 1024 * 1024
 
 
-def read_upload(file: UploadFile) -> bytes:
-    """The upload's bytes, refusing empty files and anything over :data:`MAX_UPLOAD_BYTES`.
+def read_upload(file: UploadFile, limit: int = MAX_UPLOAD_BYTES) -> bytes:
+    """The upload's bytes, refusing empty files and anything over ``limit`` bytes.
 
     Raises:
         HTTPException: 413 (too large) or 422 (empty).
     """
-    data = file.file.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise HTTPException(413, f"upload {file.filename!r} is larger than "
-                                 f"{MAX_UPLOAD_BYTES // 2**20} MiB")
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(413, f"upload {safe_filename(file.filename)!r} is larger than "
+                                 f"{limit // 2**20} MiB")
     if not data:
-        raise HTTPException(422, f"upload {file.filename!r} is empty")
+        raise HTTPException(422, f"upload {safe_filename(file.filename)!r} is empty")
     return data
 
 
@@ -42,7 +45,7 @@ def read_query_clip(file: UploadFile, sample_rate: int) -> np.ndarray:
         DecodeError: the bytes are not audio we accept as a query.
         InvalidQueryError: the clip holds no samples.
     """
-    data = read_upload(file)
+    data = read_upload(file, MAX_QUERY_UPLOAD_BYTES)
     wave = decode_query_clip(data, sample_rate, max_s=MAX_QUERY_CLIP_S,
                              filename=safe_filename(file.filename))
     if wave.size == 0:

@@ -18,7 +18,7 @@ from api.routes.common import page_response
 from api.schemas.errors import ERRORS
 from api.schemas.filters import MAX_TRACK_ID, TrackId
 from api.schemas.search import SearchResponse
-from api.uploads import MAX_QUERY_CLIP_S, MAX_UPLOAD_BYTES, read_query_clip
+from api.uploads import MAX_QUERY_CLIP_S, MAX_QUERY_UPLOAD_BYTES, read_query_clip
 from retrieval.errors import RetrievalError, WeightsNotFoundError
 from retrieval.search import Hit, InvalidQueryError, SearchOptions, SearchResult
 
@@ -103,7 +103,7 @@ def generative_page(state: Any, q: str, options: SearchOptions, *, seeds: int,
 @router.post("/v1/search/audio", response_model=SearchResponse, summary="Search by an audio clip")
 def search_audio(
     file: Annotated[UploadFile, File(description="A clip: wav, flac, ogg or mp3; at most "
-                                     f"{MAX_UPLOAD_BYTES // 2**20} MiB, cropped to "
+                                     f"{MAX_QUERY_UPLOAD_BYTES // 2**20} MiB, cropped to "
                                      f"{MAX_QUERY_CLIP_S:.0f} s.")],
     o: SearchOptionsDep,
     db: SessionFactoryDep,
