@@ -62,8 +62,10 @@ def environment_problem(e: BaseException) -> str:
         return f"catalog database error: {str(e).splitlines()[0][:300]}"
     where = getattr(e, "filename", None)
     what = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-    hint = ("; set TUNESCOPE_HOME to a writable folder" if isinstance(e, PermissionError)
-            or getattr(e, "errno", None) == 30 else "")
+    home = os.path.abspath(os.environ.get("TUNESCOPE_HOME", "var"))
+    in_home = where is not None and os.path.abspath(str(where)).startswith(home)
+    hint = ("; set TUNESCOPE_HOME to a folder this user can create and write" if in_home
+            or isinstance(e, PermissionError) or getattr(e, "errno", None) == 30 else "")
     return f"{what}: {where}{hint}" if where else f"{what}{hint}"
 
 

@@ -21,7 +21,7 @@ def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     ({"TUNESCOPE_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"},
      "TUNESCOPE_DATABASE_URL"),
     # /proc refuses new folders even to root, where a chmod'ed folder would not.
-    ({"TUNESCOPE_HOME": "/proc/tunescope-home"}, "/proc/tunescope-home"),
+    ({"TUNESCOPE_HOME": "/proc/tunescope-home"}, "set TUNESCOPE_HOME to a folder"),
 ])
 def test_environment_errors_are_one_line(env: dict[str, str], needle: str) -> None:
     r = _run(env, "catalog", "stats")
