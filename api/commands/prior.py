@@ -29,7 +29,7 @@ from rich.table import Table
 
 from api.settings import Settings, get_settings
 from api.wiring import build_encoder
-from retrieval.generative import GenerativeConfig
+from retrieval.search.generative import GenerativeConfig
 
 console = Console(stderr=True)
 

@@ -59,7 +59,7 @@ def generative_search_response(service: SearchService, q: str, options: SearchOp
     Raises:
         RetrievalError: no prior for the encoder, or bad parameters (mapped to HTTP 400).
     """
-    from retrieval.generative import GenerativeConfig, generative_search
+    from retrieval.search.generative import GenerativeConfig, generative_search
 
     if guidance is not None and not 0.0 <= guidance <= 20.0:
         raise RetrievalError(f"guidance must be between 0 and 20, got {guidance}")

@@ -5,7 +5,7 @@ One run, one held-out split, three ranking methods over the same embedding matri
 - ``text``: the query's text embedding against the audio embeddings (plain search);
 - ``regression``: a deterministic MLP text -> audio embedding, then search (the point-estimate
   baseline trained on the same pairs as the prior);
-- ``generative``: prior seeds -> neighbours -> fusion -> MMR (:mod:`retrieval.generative`).
+- ``generative``: prior seeds -> neighbours -> fusion -> MMR (:mod:`retrieval.search.generative`).
 
 Query sets (relevance from the catalog metadata, never from the embeddings):
 
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from retrieval.encoders.evaluation import SINGLE_ATTRIBUTE_QUERIES, attribute_relevance
-from retrieval.generative import (
+from retrieval.search.generative import (
     GenerativeConfig,
     generative_rank,
     matrix_backend,

@@ -16,7 +16,11 @@ from index.ingest import ingest
 from index.store import AudioStore
 from retrieval.embedding import make_embedding_stage
 from retrieval.errors import RetrievalError
-from retrieval.generative import (
+from retrieval.prior.data import embed_catalog, row_captions, stored_embeddings
+from retrieval.prior.model import PriorConfig, PriorDenoiser
+from retrieval.prior.pipeline import PriorPipeline, guidance_coefficients, make_scheduler
+from retrieval.prior.training import Pairs, TrainConfig, train_prior
+from retrieval.search.generative import (
     GenerativeConfig,
     adaptive_scores,
     breadth_weight,
@@ -26,10 +30,6 @@ from retrieval.generative import (
     rank_candidates,
     steer_query,
 )
-from retrieval.prior.data import embed_catalog, row_captions, stored_embeddings
-from retrieval.prior.model import PriorConfig, PriorDenoiser
-from retrieval.prior.pipeline import PriorPipeline, guidance_coefficients, make_scheduler
-from retrieval.prior.training import Pairs, TrainConfig, train_prior
 from tests.api.tiny_encoder import TinyEncoder
 
 DIM = 16
