@@ -92,9 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     from api.settings import get_settings
     from api.wiring import build_encoder
     from retrieval.encoders.base import l2_normalize
+    from retrieval.evaluation.metrics import EvalSet
+    from retrieval.evaluation.prior_report import average_results, evaluate
+    from retrieval.evaluation.sweep import MemoPrior
     from retrieval.prior import prior_weights_path
     from retrieval.prior.data import concat_pairs
-    from retrieval.prior.evaluation import EvalSet, MemoPrior, average_results, evaluate
     from retrieval.prior.pipeline import PriorPipeline
     from retrieval.prior.training import TrainConfig, train_regression
 
