@@ -70,6 +70,8 @@ FILTER_FIELDS: tuple[FilterField, ...] = (
                 unit="BPM"),
     FilterField("duration", "duration_s", "range", "Duration in seconds.", lo=0.0, hi=1e6,
                 unit="s"),
+    FilterField("tune_type", "tune_type", "categorical", "Tune type (jig, reel, air, chorale...)."),
+    FilterField("ensemble", "ensemble", "categorical", "Ensemble (solo fiddle, string quartet...)."),
 )
 
 

@@ -69,14 +69,25 @@ def test_filters_from_values() -> None:
         Filters.from_values({"instrument": ["fiddle"]})
 
 
+def test_tune_type_and_ensemble_are_filters() -> None:
+    """Both were one entry each in FILTER_FIELDS: the table answers them from TrackMeta."""
+    table = TrackTable([TrackMeta(id=1, tune_type="jig", ensemble="solo fiddle"),
+                        TrackMeta(id=2, tune_type="Reel", ensemble="solo flute"),
+                        TrackMeta(id=3, tune_type="reel")])
+    assert table.match(Filters(tune_type=("reel",))).tolist() == [2, 3]
+    assert table.match(Filters(tune_type=("reel", "jig"), ensemble=("Solo Flute",))).tolist() == [2]
+    assert Filters.from_values({"ensemble": "solo fiddle"}) == Filters(ensemble=("solo fiddle",))
+
+
 def test_track_meta_from_a_track() -> None:
     t = Track(id=3, collection="ryan", tags=None, instruments=["fiddle"], key="D", mode="major",
               meter="6/8", origin="catalog", artist="trad", piece_id="p1", tempo_bpm=120.0,
               duration_s=30.0)
+    t.tune_type = "jig"
     m = TrackMeta.from_track(t)
     assert m == TrackMeta(id=3, collection="ryan", tags=(), instruments=("fiddle",), key="D",
                           mode="major", meter="6/8", origin="catalog", artist="trad",
-                          piece_id="p1", tempo_bpm=120.0, duration_s=30.0)
+                          piece_id="p1", tempo_bpm=120.0, duration_s=30.0, tune_type="jig")
 
 
 EXTRA = (*FILTER_FIELDS,
