@@ -18,9 +18,10 @@ from generation.demo.training_data import FeatureSet, build_feature_set
 from generation.symbolic.render import HELDOUT_SOUNDFONT, soundfont_paths, training_soundfonts
 from retrieval.captions import facts_from_row, training_captions
 from retrieval.encoders.default import DEFAULT_WEIGHTS, ClapMini, load_minilm
-from retrieval.encoders.evaluation import retrieval_metrics, zero_shot
 from retrieval.encoders.features import FEATURE_VERSION, frames_for
 from retrieval.encoders.training import TrainConfig, TrainData, Trainer, label_arrays, save_weights
+from retrieval.evaluation.encoder_report import zero_shot
+from retrieval.evaluation.metrics import retrieval_metrics
 
 Log = Callable[[str], None]
 
@@ -149,7 +150,7 @@ def evaluate_default_encoder(cache: Path, weights: Path | None = None, *, size: 
     augmentation, so the soundfont is the only change); otherwise the training soundfonts.
     """
     from retrieval.encoders.default import DefaultEncoder
-    from retrieval.encoders.evaluation import random_baseline, single_attribute_eval
+    from retrieval.evaluation.encoder_report import encoder_report
 
     if heldout:
         if HELDOUT_SOUNDFONT not in soundfont_paths():
@@ -163,38 +164,4 @@ def evaluate_default_encoder(cache: Path, weights: Path | None = None, *, size: 
                             augment=False, paraphrases=True, progress=progress)
     enc = DefaultEncoder(weights, device="cpu")
     audio = audio_embeddings_from_features(enc.model, fs)
-    embed = enc.embed_text
-    rows = fs.rows
-    pieces = np.array([r["piece_id"] for r in rows])
-    n = len(rows)
-    report: dict[str, Any] = {"encoder": enc.id, "soundfont": ", ".join(sfs), "n_renders": n,
-                              "n_pieces": len(set(pieces.tolist())), "retrieval": {}}
-    # held-out captions (training style, unseen pieces) and paraphrases (unseen templates):
-    # relevant = the render the caption describes
-    for name, key in (("caption -> audio", "captions"), ("paraphrase -> audio", "paraphrases")):
-        texts, owner = [], []
-        for i, r in enumerate(rows):
-            for c in r.get(key, [])[:2]:
-                texts.append(c)
-                owner.append(i)
-        rel = np.zeros((len(texts), n), dtype=bool)
-        rel[np.arange(len(texts)), owner] = True
-        sims = embed(texts) @ audio.T
-        report["retrieval"][name] = {**retrieval_metrics(sims, rel), "random": random_baseline(rel)}
-    # audio -> audio: another render (other ensemble, tempo, excerpt) of the same piece
-    sims = audio @ audio.T
-    np.fill_diagonal(sims, -np.inf)
-    rel = (pieces[:, None] == pieces[None, :]) & ~np.eye(n, dtype=bool)
-    keep = rel.any(1)
-    report["retrieval"]["audio -> same piece"] = {**retrieval_metrics(sims[keep], rel[keep]),
-                                                   "random": random_baseline(rel[keep][:, :])}
-    sa = single_attribute_eval(audio, rows, embed)
-    report["single_attribute"] = {
-        "queries": sa,
-        "mean_P@10": float(np.mean([m["P@10"] for m in sa.values()])),
-        "mean_nDCG@10": float(np.mean([m["nDCG@10"] for m in sa.values()])),
-        "mean_random_P@10": float(np.mean([m["random_P@10"] for m in sa.values()])),
-    }
-    report["zero_shot"] = {a: zero_shot(audio, rows, embed, a) for a in
-                           ("instrument_family", "tempo_bucket", "mode_family", "meter_class", "tune_type")}
-    return report
+    return encoder_report(enc.id, sfs, audio, fs.rows, enc.embed_text)

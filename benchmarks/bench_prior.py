@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _search_bench(enc, prior, audio: np.ndarray, repeats: int) -> dict[str, object]:  # noqa: ANN001
     from index.vectors import IndexConfig, VectorIndex
-    from retrieval.generative import GenerativeConfig, generative_search
     from retrieval.search import SearchConfig, SearchOptions, SearchService, TrackMeta, TrackTable
+    from retrieval.search.generative import GenerativeConfig, generative_search
 
     ids = np.arange(1, len(audio) + 1, dtype=np.int64)
     # One FAISS thread per request, as `create_app` configures the served index.

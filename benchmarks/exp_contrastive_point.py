@@ -86,14 +86,17 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    import retrieval.generative as gen
+    import retrieval.search.fusion as fusion
+    import retrieval.search.generative as gen
     from api.commands.prior import _embedded
     from api.settings import get_settings
     from api.wiring import build_encoder
     from retrieval.encoders.base import l2_normalize
+    from retrieval.evaluation.metrics import EvalSet
+    from retrieval.evaluation.prior_report import average_results, evaluate
+    from retrieval.evaluation.sweep import MemoPrior
     from retrieval.prior import prior_weights_path
     from retrieval.prior.data import concat_pairs
-    from retrieval.prior.evaluation import EvalSet, MemoPrior, average_results, evaluate
     from retrieval.prior.pipeline import PriorPipeline
     from retrieval.prior.training import TrainConfig, train_regression
 
@@ -136,15 +139,15 @@ def main(argv: list[str] | None = None) -> int:
         s = plain_scores(vecs, seeds, query, mean, config, breadth)
         w = extra_weight["w"]
         if w and query is not None:
-            contrastive = gen._rrf_term(vecs @ nce(query), config.rrf_k)
+            contrastive = fusion._rrf_term(vecs @ nce(query), config.rrf_k)
             if w > 0:
                 s = s + w * contrastive
             else:
                 a = gen.query_breadth(seeds, query, config) if breadth is None else breadth
-                s = s + (1 - a) * -w * (contrastive - gen._rrf_term(vecs @ query, config.rrf_k))
+                s = s + (1 - a) * -w * (contrastive - fusion._rrf_term(vecs @ query, config.rrf_k))
         return s.astype(np.float32)
 
-    gen.adaptive_scores = with_term  # rank_candidates looks it up at call time
+    fusion.adaptive_scores = with_term  # rank_candidates looks it up at call time
 
     def generative(text_point: Callable[[np.ndarray], np.ndarray] | None, term: float,
                    seed: int) -> Callable[..., np.ndarray]:

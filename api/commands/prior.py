@@ -16,7 +16,7 @@ import json
 import platform
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from rich.table import Table
 
 from api.settings import Settings, get_settings
 from api.wiring import build_encoder
-from retrieval.generative import GenerativeConfig
+from retrieval.search.generative import GenerativeConfig
 
 console = Console(stderr=True)
 
@@ -218,23 +218,17 @@ def eval_prior_command(
     With --sweep: a table of generative settings against the same baselines, and the one the
     selection rule picks (how the defaults of GenerativeConfig were chosen).
     """
-    import numpy as np
-
     from retrieval.errors import RetrievalError
-    from retrieval.prior import prior_weights_path
-    from retrieval.prior.data import SPLITS, concat_pairs
-    from retrieval.prior.evaluation import (
-        EvalSet,
-        average_results,
-        evaluate,
-        generative_ranker,
-        modality_gap,
-        negative_steering,
-        paired_differences,
-        parse_sweep,
+    from retrieval.evaluation.prior_report import (
+        CardSettings,
+        NoRegressionDataError,
+        PriorEvalOptions,
+        evaluate_prior,
     )
+    from retrieval.evaluation.sweep import parse_sweep
+    from retrieval.prior import prior_weights_path
+    from retrieval.prior.data import SPLITS
     from retrieval.prior.pipeline import PriorPipeline
-    from retrieval.prior.training import TrainConfig, train_regression
 
     if split not in SPLITS:
         raise typer.BadParameter(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -256,113 +250,46 @@ def eval_prior_command(
         prior = PriorPipeline.from_pretrained(prior_path or prior_weights_path(enc.id), scheduler=scheduler)
     if prior.encoder_id != enc.id:
         raise typer.BadParameter(f"the prior was trained for {prior.encoder_id}, not {enc.id}")
-    # The regression baseline learns from exactly the prior's training data (same crop, same
-    # captions), so the comparison is between models, not between data sets.
-    data = prior.card.get("data", {})
-    crop = crop_s if crop_s is not None else (data.get("audio_crop_s") or 0.0)
-    per_track = int(data.get("captions_per_track", 4))
-    extra = int(data.get("extra_captions", 0))
-    # The regression learns from the prior's own catalogs when the card lists them.
-    carded = [Path(c) for c in data.get("catalogs", [])]
-    train_catalogs: list[Path | None] = (list(train_catalog) or
-                                         (carded if carded and all(c.is_dir() for c in carded) else [catalog]))
+    card = CardSettings.of(prior, crop_s)
+    train_catalogs = card.regression_catalogs(list(train_catalog), catalog)
     with _domain_errors():
         others = [c for c in train_catalogs if c != catalog]
-        cat, *embedded = _embedded(settings, [catalog, *others], enc, crop, extra)
+        cat, *embedded = _embedded(settings, [catalog, *others], enc, card.crop_s, card.extra_captions)
         by_path = dict(zip(others, embedded, strict=True))
         train_cats = [cat if c == catalog else by_path[c] for c in train_catalogs]
-    t0 = time.perf_counter()
-    reg_train = concat_pairs(train_cats, "train", per_track)
-    if not len(reg_train):
-        console.print("[red]error:[/red] no train-split pairs for the regression baseline in "
-                      f"{', '.join(str(c or 'the demo catalog') for c in train_catalogs)}; an evaluation "
-                      "render holds no training pieces: give the prior's catalog with --train-catalog")
-        raise typer.Exit(2)
-    reg, _ = train_regression(reg_train, concat_pairs(train_cats, "validation", per_track),
-                              TrainConfig(steps=regression_steps, batch_size=128, eval_every=250))
-    rows = cat.split_rows(split)
-    if not len(rows):
-        console.print(f"[red]error:[/red] the catalog has no {split}-split tracks to evaluate on")
-        raise typer.Exit(2)
-    es = EvalSet(cat.audio[rows], [cat.rows[i] for i in rows])
-
-    def by_vector(v: np.ndarray) -> np.ndarray:
-        return np.argsort(-(es.audio @ v), kind="stable")
-
-    baselines = {"text": lambda q, _t: by_vector(q),
-                 "regression": lambda q, _t: by_vector(reg.predict(q[None, :])[0])}
-    captions = [r["captions"][0] for r in es.rows]
+    default = settings.home / "demo-catalog"
+    options = PriorEvalOptions(split=split, config=gen_cfg, sweep=sweep_cfgs, repeats=repeats,
+                               sample_seed=sample_seed, regression_steps=regression_steps,
+                               captions_per_track=card.captions_per_track, catalog=str(catalog or default),
+                               train_catalogs=tuple(str(c or default) for c in train_catalogs))
+    with _domain_errors(), _bar("sweep") if sweep_cfgs else nullcontext() as bar:
+        task = bar.add_task("sweep", total=len(sweep_cfgs), info="") if bar else None
+        try:
+            report = evaluate_prior(cat, train_cats, enc, prior, options,
+                                    (lambda label: bar.update(task, advance=1, info=label)) if bar else None)
+        except NoRegressionDataError:
+            console.print("[red]error:[/red] no train-split pairs for the regression baseline in "
+                          f"{', '.join(str(c or 'the demo catalog') for c in train_catalogs)}; an evaluation "
+                          "render holds no training pieces: give the prior's catalog with --train-catalog")
+            raise typer.Exit(2) from None
     if sweep_cfgs:
-        _sweep(es, enc, prior, baselines, captions, sweep_cfgs, repeats, sample_seed, split, out)
-        return
-    spreads: list[float] = []
-    # One generative ranker per sampling seed: a ranking from random seeds is judged by its
-    # mean over draws, not by one draw (see average_results).
-    gens = [generative_ranker(prior, es, replace(gen_cfg, seed=sample_seed + 1000 * r), spreads)
-            for r in range(repeats)]
-    rankers = {**baselines, **{f"generative#{r}": g for r, g in enumerate(gens)}}
-    results = evaluate(es, enc.embed_text, rankers, captions)
-    results["generative"] = average_results([results.pop(f"generative#{r}")
-                                             for r in range(repeats)])
-
-    def text_neg(q: np.ndarray, n: np.ndarray | None) -> np.ndarray:
-        return by_vector(q if n is None else 2 * q - n)  # the recommend API's average_vector
-
-    steering = {"generative": negative_steering(
-                    es, enc.embed_text, [lambda q, n, g=g: g(q, "", n) for g in gens]),
-                "text (2q - neg)": negative_steering(es, enc.embed_text, [text_neg])}
-    cap_text = enc.embed_text(captions)
-    gap = modality_gap(cap_text, es.audio, prior, gen_cfg, reg.predict)
-    report = {"encoder_id": enc.id, "split": split, "tracks": len(rows), "config": gen_cfg,
-              "scheduler": prior.scheduler_name, "default_steps": prior.num_inference_steps,
-              "catalog": str(catalog or settings.home / "demo-catalog"),
-              "train_catalogs": [str(c or settings.home / "demo-catalog") for c in train_catalogs],
-              "repeats": repeats, "sample_seeds": [sample_seed + 1000 * r for r in range(repeats)],
-              "results": results, "paired": paired_differences(results),
-              "negative_steering": steering, "modality_gap": gap,
-              "mean_seed_spread": float(np.mean(spreads)), "seconds": time.perf_counter() - t0}
-    _print_report(report)
+        _print_sweep(report)
+    else:
+        _print_report(report)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=1, default=lambda o: getattr(o, "__dict__", str(o))))
+        if sweep_cfgs:
+            out.write_text(json.dumps(report, indent=1))
+        else:
+            out.write_text(json.dumps(report, indent=1, default=lambda o: getattr(o, "__dict__", str(o))))
         console.print(f"wrote {out}")
 
 
-def _sweep(es: Any, enc: Any, prior: Any, baselines: dict[str, Any], captions: list[str],
-           configs: dict[str, GenerativeConfig], repeats: int, sample_seed: int, split: str,
-           out: Path | None) -> None:
-    """Every swept setting against the baselines on one split; the selection rule's pick."""
-    import numpy as np
-
-    from retrieval.prior.evaluation import (
-        QUERY_SETS,
-        MemoPrior,
-        average_results,
-        evaluate,
-        generative_ranker,
-        select_setting,
-    )
-
-    memo, seen = MemoPrior(prior), {}
-
-    def embed_text(texts: list[str]) -> np.ndarray:  # the same query sets for every setting
-        key = tuple(texts)
-        if key not in seen:
-            seen[key] = enc.embed_text(texts)
-        return seen[key]
-
-    base = evaluate(es, embed_text, baselines, captions)
-    found: dict[str, Any] = {}
-    with _bar("sweep") as bar:
-        task = bar.add_task("sweep", total=len(configs), info="")
-        for label, cfg in configs.items():
-            gens = {f"g{r}": generative_ranker(memo, es, replace(cfg, seed=sample_seed + 1000 * r))
-                    for r in range(repeats)}
-            found[label] = average_results(list(evaluate(es, embed_text, gens, captions).values()))
-            bar.update(task, advance=1, info=label)
-    winner, rows = select_setting(found, base["text"], base["regression"])
-    table = Table(title=f"sweep on {split} ({len(es.rows)} tracks, generative = mean of {repeats} sampling seeds): "
-                        "nDCG@10 minus the better baseline per query set, the worst of them, broad diversity")
+def _print_sweep(report: dict[str, Any]) -> None:
+    """The sweep's table (one row per setting, best first), the baselines and the pick."""
+    rows, split, repeats = report["rows"], report["split"], report["repeats"]
+    table = Table(title=f"sweep on {split} ({report['tracks']} tracks, generative = mean of {repeats} sampling "
+                        "seeds): nDCG@10 minus the better baseline per query set, the worst of them, broad diversity")
     cols = ["gap captions", "gap paraphrases", "gap attributes", "gap broad", "worst gap", "broad ILD",
             "broad facet_coverage"]
     table.box, table.pad_edge, table.collapse_padding = box.SIMPLE_HEAD, False, True  # fits 80 columns
@@ -373,21 +300,15 @@ def _sweep(es: Any, enc: Any, prior: Any, baselines: dict[str, Any], captions: l
         cells = ("-" if r.get(c) is None else f"{r[c]:+.3f}" if "gap" in c else f"{r[c]:.3f}" for c in cols)
         table.add_row(r["setting"].replace(", ", "\n"), *cells, "yes" if r["passes"] else "no")
     Console().print(table)
-    t, g = base["text"]["broad"], base["regression"]["broad"]
+    t, g = report["baselines"]["text"]["broad"], report["baselines"]["regression"]["broad"]
     Console().print("ILD / cov.: broad-query intra-list diversity / facet coverage; ok: passes the diversity "
                     "condition. "
                     f"Baselines: broad ILD text {t['ILD']:.3f} / regression {g['ILD']:.3f}, facet coverage "
                     f"{t['facet_coverage']:.3f} / {g['facet_coverage']:.3f}. Rule: among settings more diverse "
                     "than the regression and covering more facets than both, the smallest worst gap.")
+    winner = report["selected"]
     Console().print(f"selected: {winner}" if winner else
                     "selected: none (no setting passes the diversity condition)")
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"split": split, "tracks": len(es.rows), "repeats": repeats, "selected": winner,
-                                   "scheduler": prior.scheduler_name, "default_steps": prior.num_inference_steps,
-                                   "rows": rows, "baselines": {k: {q: v[q] for q in QUERY_SETS}
-                                                               for k, v in base.items()}}, indent=1))
-        console.print(f"wrote {out}")
 
 
 def _print_report(report: dict[str, Any]) -> None:

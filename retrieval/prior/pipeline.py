@@ -276,7 +276,7 @@ class PriorPipeline:
         ``specificity = 1 - cos(m, mu_u)`` with ``m = mu_u + sum_i a_i (mu(pos_i) - mu_u)``:
         how far the positives move the conditional mean away from the unconditional one. A
         single attribute ("bagpipes") moves it far, a broad request ("folk music") little
-        (:class:`~retrieval.generative.GenerativeConfig` ``breadth``). 0 without positives.
+        (:class:`~retrieval.search.generative.GenerativeConfig` ``breadth``). 0 without positives.
 
         Raises:
             RetrievalError: the prior has no mean head.

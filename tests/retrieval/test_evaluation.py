@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from retrieval.encoders.evaluation import (
+from retrieval.evaluation.encoder_report import zero_shot
+from retrieval.evaluation.metrics import (
     attribute_relevance,
     balanced_accuracy,
     random_baseline,
     retrieval_metrics,
-    zero_shot,
 )
 
 
@@ -62,3 +65,18 @@ def test_attribute_relevance_matches_lists() -> None:
     rows = [{"instruments": ["fiddle", "flute"]}, {"instruments": ["piano"]}, {"ensemble": "choir"}]
     assert attribute_relevance(rows, "instruments", ("flute",)).tolist() == [True, False, False]
     assert attribute_relevance(rows, "ensemble", ("choir",)).tolist() == [False, False, True]
+
+
+def test_eval_prior_reads_the_regression_data_from_the_prior_card(tmp_path: Path) -> None:
+    from retrieval.evaluation.prior_report import CardSettings
+
+    prior = SimpleNamespace(card={"data": {"audio_crop_s": 5.0, "captions_per_track": 8,
+                                           "extra_captions": 2, "catalogs": [str(tmp_path)]}})
+    card = CardSettings.of(prior)
+    assert (card.crop_s, card.captions_per_track, card.extra_captions) == (5.0, 8, 2)
+    assert CardSettings.of(prior, 0.0).crop_s == 0.0  # --crop-s overrides the card
+    assert card.regression_catalogs([], None) == [tmp_path]
+    assert card.regression_catalogs([Path("given")], None) == [Path("given")]
+    gone = CardSettings.of(SimpleNamespace(card={"data": {"catalogs": [str(tmp_path / "x")]}}))
+    assert gone.regression_catalogs([], tmp_path / "eval") == [tmp_path / "eval"]
+    assert CardSettings.of(SimpleNamespace(card={})) == CardSettings(0.0, 4, 0, ())

@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from index.vectors import VectorIndex
-from retrieval.generative import (
+from retrieval.prior import prior_weights_path
+from retrieval.prior.model import PriorConfig, PriorDenoiser
+from retrieval.prior.pipeline import SCHEDULERS, PriorPipeline
+from retrieval.prior.training import Pairs, TrainConfig, save_prior, train_prior
+from retrieval.search import SearchOptions, SearchService, TrackMeta, TrackTable
+from retrieval.search.generative import (
     GenerativeConfig,
     fuse,
     generative_search,
@@ -18,11 +23,6 @@ from retrieval.generative import (
     rank_candidates,
     seed_spread,
 )
-from retrieval.prior import prior_weights_path
-from retrieval.prior.model import PriorConfig, PriorDenoiser
-from retrieval.prior.pipeline import SCHEDULERS, PriorPipeline
-from retrieval.prior.training import Pairs, TrainConfig, save_prior, train_prior
-from retrieval.search import SearchOptions, SearchService, TrackMeta, TrackTable
 from tests.api.tiny_encoder import TinyEncoder
 
 DIM = 16

@@ -16,7 +16,11 @@ from index.ingest import ingest
 from index.store import AudioStore
 from retrieval.embedding import make_embedding_stage
 from retrieval.errors import RetrievalError
-from retrieval.generative import (
+from retrieval.prior.data import embed_catalog, row_captions, stored_embeddings
+from retrieval.prior.model import PriorConfig, PriorDenoiser
+from retrieval.prior.pipeline import PriorPipeline, guidance_coefficients, make_scheduler
+from retrieval.prior.training import Pairs, TrainConfig, train_prior
+from retrieval.search.generative import (
     GenerativeConfig,
     adaptive_scores,
     breadth_weight,
@@ -26,10 +30,6 @@ from retrieval.generative import (
     rank_candidates,
     steer_query,
 )
-from retrieval.prior.data import embed_catalog, row_captions, stored_embeddings
-from retrieval.prior.model import PriorConfig, PriorDenoiser
-from retrieval.prior.pipeline import PriorPipeline, guidance_coefficients, make_scheduler
-from retrieval.prior.training import Pairs, TrainConfig, train_prior
 from tests.api.tiny_encoder import TinyEncoder
 
 DIM = 16
@@ -446,7 +446,7 @@ def test_broad_queries_can_be_diversified_more() -> None:
 
 
 def test_paired_bootstrap_interval() -> None:
-    from retrieval.prior.evaluation import paired_bootstrap, paired_differences
+    from retrieval.evaluation.metrics import paired_bootstrap, paired_differences
 
     same = paired_bootstrap([0.2, 0.5, 0.9], [0.2, 0.5, 0.9])
     assert same["diff"] == same["lo"] == same["hi"] == 0.0 and same["queries"] == 3
@@ -462,7 +462,7 @@ def test_paired_bootstrap_interval() -> None:
 
 
 def test_average_results_is_the_mean_over_sampling_seeds() -> None:
-    from retrieval.prior.evaluation import average_results
+    from retrieval.evaluation.prior_report import average_results
 
     def run(c: float, b: float) -> dict:
         sets = {"captions": {"nDCG@10": c, "ILD": 0.3}, "paraphrases": {"nDCG@10": 0.1, "ILD": 0.4},
@@ -487,7 +487,9 @@ def test_average_results_is_the_mean_over_sampling_seeds() -> None:
 
 def test_broad_figures_of_the_original_twenty_queries_are_kept_apart() -> None:
     """The forty added broad queries join the mean; "first 20" stays the original set's."""
-    from retrieval.prior.evaluation import BROAD_QUERIES, EvalSet, evaluate
+    from retrieval.evaluation.metrics import EvalSet
+    from retrieval.evaluation.prior_report import evaluate
+    from retrieval.evaluation.queries import BROAD_QUERIES
 
     assert len(BROAD_QUERIES) == 60 and len({q for q, *_ in BROAD_QUERIES}) == 60
     # Irish rows answer "Irish music" (original) and "music from Ireland" (added); German
@@ -518,8 +520,13 @@ def test_broad_figures_of_the_original_twenty_queries_are_kept_apart() -> None:
 def test_attribute_figures_of_the_original_nineteen_queries_are_kept_apart() -> None:
     """The forty added attribute queries join the mean; "first 19" stays the encoder
     evaluation's set."""
-    from retrieval.encoders.evaluation import SINGLE_ATTRIBUTE_QUERIES
-    from retrieval.prior.evaluation import ATTRIBUTE_QUERIES, BROAD_QUERIES, EvalSet, evaluate
+    from retrieval.evaluation.metrics import EvalSet
+    from retrieval.evaluation.prior_report import evaluate
+    from retrieval.evaluation.queries import (
+        ATTRIBUTE_QUERIES,
+        BROAD_QUERIES,
+        SINGLE_ATTRIBUTE_QUERIES,
+    )
 
     assert len(ATTRIBUTE_QUERIES) == 59 and len({q for q, *_ in ATTRIBUTE_QUERIES}) == 59
     assert ATTRIBUTE_QUERIES[:19] == SINGLE_ATTRIBUTE_QUERIES
@@ -545,7 +552,9 @@ def test_attribute_figures_of_the_original_nineteen_queries_are_kept_apart() -> 
 
 def test_negative_steering_reports_what_is_removed_and_what_is_kept() -> None:
     """A negative that removes its attribute by leaving the request scores low on "kept"."""
-    from retrieval.prior.evaluation import NEGATIVE_KEEPS, NEGATIVE_QUERIES, EvalSet, negative_steering
+    from retrieval.evaluation.metrics import EvalSet
+    from retrieval.evaluation.prior_report import negative_steering
+    from retrieval.evaluation.queries import NEGATIVE_KEEPS, NEGATIVE_QUERIES
 
     assert set(NEGATIVE_KEEPS) == {q for q, *_ in NEGATIVE_QUERIES}
     # rows 0-9: Irish fiddle tunes; 10-19: Irish flute tunes; 20-29: German songs, no fiddle
@@ -572,7 +581,7 @@ def test_negative_steering_reports_what_is_removed_and_what_is_kept() -> None:
 
 
 def test_selection_rule_and_sweep_parsing() -> None:
-    from retrieval.prior.evaluation import MemoPrior, parse_sweep, select_setting
+    from retrieval.evaluation.sweep import MemoPrior, parse_sweep, select_setting
 
     def res(c: float, b: float, ild: float, cov: float) -> dict:
         return {"captions": {"nDCG@10": c}, "paraphrases": {"nDCG@10": 0.1}, "attributes": {"nDCG@10": 0.8},

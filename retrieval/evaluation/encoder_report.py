@@ -1,0 +1,105 @@
+"""``eval-encoder``'s report: text -> audio and audio -> audio retrieval, single-attribute
+queries and zero-shot attribute accuracy, each beside a random-ranking baseline (its
+expectation, not one draw).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from retrieval.evaluation.metrics import (
+    attribute_relevance,
+    balanced_accuracy,
+    random_baseline,
+    retrieval_metrics,
+)
+from retrieval.evaluation.queries import ATTRIBUTE_PROMPTS, SINGLE_ATTRIBUTE_QUERIES
+
+
+def zero_shot(audio: np.ndarray, rows: Sequence[dict[str, Any]], embed_text: Callable[[list[str]], np.ndarray],
+              attribute: str) -> dict[str, float]:
+    """Accuracy and balanced accuracy of picking the best-matching class prompt."""
+    prompts = ATTRIBUTE_PROMPTS[attribute]
+    classes = list(prompts)
+    keep = [i for i, r in enumerate(rows) if r.get(attribute) in classes]
+    if not keep:
+        return {"accuracy": float("nan"), "balanced_accuracy": float("nan"), "n": 0}
+    class_vecs = []
+    for c in classes:
+        v = embed_text(prompts[c]).mean(0)
+        class_vecs.append(v / (np.linalg.norm(v) + 1e-9))
+    sims = audio[keep] @ np.stack(class_vecs).T
+    pred = sims.argmax(1)
+    truth = np.array([classes.index(rows[i][attribute]) for i in keep])
+    return {"accuracy": float(np.mean(pred == truth)), "balanced_accuracy": balanced_accuracy(truth, pred),
+            "n": len(keep), "majority": float(np.bincount(truth).max() / len(truth))}
+
+
+def single_attribute_eval(audio: np.ndarray, rows: Sequence[dict[str, Any]],
+                          embed_text: Callable[[list[str]], np.ndarray]) -> dict[str, dict[str, float]]:
+    """P@10, nDCG@10 per single-attribute query, with the random baseline beside it."""
+    out = {}
+    for query, field, values in SINGLE_ATTRIBUTE_QUERIES:
+        rel = attribute_relevance(rows, field, values)[None, :]
+        if not rel.any():
+            continue
+        sims = embed_text([query]) @ audio.T
+        m = retrieval_metrics(sims, rel)
+        base = random_baseline(rel)
+        out[query] = {"P@10": m["P@10"], "nDCG@10": m["nDCG@10"], "random_P@10": base["P@10"],
+                      "n_relevant": int(rel.sum())}
+    return out
+
+
+def encoder_report(encoder_id: str, soundfonts: Sequence[str], audio: np.ndarray,
+                   rows: Sequence[dict[str, Any]], embed_text: Callable[[list[str]], np.ndarray]
+                   ) -> dict[str, Any]:
+    """``eval-encoder``'s report over held-out renders.
+
+    Args:
+        encoder_id / soundfonts: named in the report.
+        audio: unit audio embeddings ``[N, dim]`` of the renders.
+        rows: their metadata rows (``piece_id``, ``captions``, ``paraphrases``, attributes).
+        embed_text: the encoder's text embedding.
+
+    Relevance: a caption or paraphrase query's own render; for audio -> audio, another render
+    (other ensemble, tempo, excerpt) of the same piece.
+    """
+    pieces = np.array([r["piece_id"] for r in rows])
+    n = len(rows)
+    report: dict[str, Any] = {"encoder": encoder_id, "soundfont": ", ".join(soundfonts),
+                              "n_renders": n, "n_pieces": len(set(pieces.tolist())),
+                              "retrieval": {}}
+    # held-out captions (training style, unseen pieces) and paraphrases (unseen templates):
+    # relevant = the render the caption describes
+    for name, key in (("caption -> audio", "captions"), ("paraphrase -> audio", "paraphrases")):
+        texts, owner = [], []
+        for i, r in enumerate(rows):
+            for c in r.get(key, [])[:2]:
+                texts.append(c)
+                owner.append(i)
+        rel = np.zeros((len(texts), n), dtype=bool)
+        rel[np.arange(len(texts)), owner] = True
+        sims = embed_text(texts) @ audio.T
+        report["retrieval"][name] = {**retrieval_metrics(sims, rel), "random": random_baseline(rel)}
+    # audio -> audio: another render (other ensemble, tempo, excerpt) of the same piece
+    sims = audio @ audio.T
+    np.fill_diagonal(sims, -np.inf)
+    rel = (pieces[:, None] == pieces[None, :]) & ~np.eye(n, dtype=bool)
+    keep = rel.any(1)
+    report["retrieval"]["audio -> same piece"] = {**retrieval_metrics(sims[keep], rel[keep]),
+                                                   "random": random_baseline(rel[keep][:, :])}
+    sa = single_attribute_eval(audio, rows, embed_text)
+    report["single_attribute"] = {
+        "queries": sa,
+        "mean_P@10": float(np.mean([m["P@10"] for m in sa.values()])),
+        "mean_nDCG@10": float(np.mean([m["nDCG@10"] for m in sa.values()])),
+        "mean_random_P@10": float(np.mean([m["random_P@10"] for m in sa.values()])),
+    }
+    report["zero_shot"] = {a: zero_shot(audio, rows, embed_text, a) for a in
+                           ("instrument_family", "tempo_bucket", "mode_family", "meter_class",
+                            "tune_type")}
+    return report

@@ -1,0 +1,72 @@
+"""The query types of the search service: what to return, and what comes back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from retrieval.errors import InvalidQueryError, TrackNotFoundError
+from retrieval.search.filters import Filters
+
+__all__ = ["Example", "Hit", "InvalidQueryError", "SearchConfig", "SearchOptions",
+           "SearchResult", "Strategy", "TrackNotFoundError"]
+
+Strategy = Literal["average_vector", "best_score"]
+Example = int | str  # a track id or a text
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Tuning of the search service.
+
+    Attributes:
+        weak_match_threshold: a query whose best cosine score is below this is a *weak match*
+            (a result state, never an error: callers may offer generation instead).
+        max_k: largest page size accepted.
+        max_offset: deepest page start accepted (deep paging is an exhaustive scan in disguise).
+        exact_fraction: filters allowing at most this fraction of the catalog use exact search.
+        exact_max: ... or at most this many ids, whatever the fraction.
+        overfetch: safety factor on the candidates expected to survive a filter.
+        pool_factor: candidates per returned hit when diversity is on.
+        text_cache_size: text embeddings kept (least recently used dropped). A session's
+            texts repeat: the same negative prompt on every critique, the query on every
+            page; a MiniLM call costs ~10-20 ms on one thread, a cache hit microseconds.
+    """
+
+    weak_match_threshold: float = 0.3
+    max_k: int = 100
+    max_offset: int = 1000
+    exact_fraction: float = 0.02
+    exact_max: int = 20_000
+    overfetch: float = 2.0
+    pool_factor: int = 3
+    text_cache_size: int = 1024
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """What to return: page, filters, exclusions and diversity."""
+
+    k: int = 10
+    offset: int = 0
+    filters: Filters = field(default_factory=Filters)
+    exclude_ids: frozenset[int] = frozenset()
+    mmr_lambda: float | None = None
+    max_per_piece: int | None = None
+    max_per_artist: int | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    track_id: int
+    score: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One page of hits (best first), the weak-match flag and how the page was found."""
+
+    hits: list[Hit]
+    weak_match: bool
+    best_score: float | None
+    strategy: str = "ann"

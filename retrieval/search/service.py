@@ -1,0 +1,246 @@
+"""The search service: query -> embedding(s) -> vector index -> filters -> diverse, paged hits.
+
+Modes: text, audio clip, track id ("more like this") and several positive and negative
+examples at once, after Qdrant's recommend API (``average_vector`` or ``best_score``).
+Filters are answered by the column store (:mod:`retrieval.search.table`), the candidates
+found by the planner (:mod:`retrieval.search.planner`), and diversity and paging run on the
+ranked candidate list (:mod:`retrieval.search.diversity`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from index.vectors import IndexConfig, VectorIndex
+from retrieval.encoders.base import Encoder, l2_normalize
+from retrieval.errors import InvalidQueryError, RetrievalError, TrackNotFoundError
+from retrieval.search.diversity import page
+from retrieval.search.fields import range_fields
+from retrieval.search.options import Example, SearchConfig, SearchOptions, SearchResult, Strategy
+from retrieval.search.planner import CandidatePlanner
+from retrieval.search.table import TrackTable
+
+log = logging.getLogger(__name__)
+
+
+class SearchService:
+    """Answers every search mode against one encoder's vector index and track table."""
+
+    def __init__(self, encoder: Encoder, index: VectorIndex, table: TrackTable,
+                 config: SearchConfig | None = None) -> None:
+        if index.dim != encoder.dim:
+            raise RetrievalError(f"index dimension {index.dim} != encoder {encoder.id!r} "
+                                 f"dimension {encoder.dim}")
+        self.encoder = encoder
+        self.index = index
+        self.table = table
+        self.config = config or SearchConfig()
+        self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._text_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, encoder: Encoder, session_factory: Callable[[], Session],
+             index_dir: Path | str, *, index_config: IndexConfig | None = None,
+             config: SearchConfig | None = None) -> SearchService:
+        """Bring the encoder's index in line with the catalog and load the track table."""
+        index = VectorIndex.open(index_dir, encoder.id, encoder.dim, session_factory,
+                                 config=index_config)
+        with session_factory() as session:
+            table = TrackTable.load(session, encoder.id)
+        return cls(encoder, index, table, config)
+
+    @property
+    def planner(self) -> CandidatePlanner:
+        """The candidate planner over the current index, table and config."""
+        return CandidatePlanner(self.index, self.table, self.config)
+
+    # ------------------------------------------------------------------ catalog changes
+
+    def add_track(self, meta: Any, vector: np.ndarray) -> None:
+        """Make a newly embedded track searchable at once (``meta``: a ``TrackMeta``)."""
+        self.index.add([meta.id], np.asarray(vector, np.float32)[None, :])
+        self.table.upsert(meta)
+
+    def remove_track(self, track_id: int) -> bool:
+        """Stop returning a track; True when it was searchable."""
+        present = self.index.remove([track_id]) > 0
+        present = track_id in self.table or present
+        self.table.remove(track_id)
+        return present
+
+    # ------------------------------------------------------------------ query modes
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit text embeddings ``[n, dim]`` through an LRU cache (an encoder is deterministic:
+        its id names its exact weights)."""
+        out: list[np.ndarray | None] = []
+        with self._text_lock:
+            for t in texts:
+                v = self._text_cache.get(t)
+                if v is not None:
+                    self._text_cache.move_to_end(t)
+                out.append(v)
+        missing = sorted({t for t, v in zip(texts, out, strict=True) if v is None})
+        if missing:
+            fresh = dict(zip(missing, np.asarray(self.encoder.embed_text(missing), np.float32),
+                             strict=True))
+            with self._text_lock:
+                for t, v in fresh.items():
+                    self._text_cache[t] = v
+                    self._text_cache.move_to_end(t)
+                while len(self._text_cache) > self.config.text_cache_size:
+                    self._text_cache.popitem(last=False)
+            out = [fresh[t] if v is None else v for t, v in zip(texts, out, strict=True)]
+        if not out:
+            return np.zeros((0, self.encoder.dim), np.float32)
+        return np.stack(out).astype(np.float32)  # a copy: callers may modify it
+
+    def search_text(self, text: str, options: SearchOptions | None = None) -> SearchResult:
+        """Tracks that sound like a description ("a slow melancholy air on the fiddle")."""
+        if not text or not text.strip():
+            raise InvalidQueryError("the text query is empty")
+        vec = self.embed_texts([text])[0]
+        return self.search_vector(vec, options)
+
+    def search_audio(self, waveform: np.ndarray, options: SearchOptions | None = None
+                     ) -> SearchResult:
+        """Tracks that sound like a clip (mono float32 at ``encoder.sample_rate``)."""
+        waveform = np.asarray(waveform, np.float32)
+        if waveform.ndim != 1 or waveform.size == 0:
+            raise InvalidQueryError(f"expected a non-empty mono waveform, got shape "
+                                    f"{waveform.shape}")
+        vec = self.encoder.embed_audio([waveform])[0]
+        return self.search_vector(vec, options)
+
+    def similar(self, track_id: int, options: SearchOptions | None = None) -> SearchResult:
+        """More like this: neighbours of a catalog track, the track itself excluded."""
+        options = options or SearchOptions()
+        vec = self.track_vectors([track_id])[0]
+        return self.search_vector(vec, _with_excluded(options, [track_id]))
+
+    def recommend(self, positives: Sequence[Example], negatives: Sequence[Example] = (),
+                  strategy: Strategy = "average_vector",
+                  options: SearchOptions | None = None) -> SearchResult:
+        """Tracks like the positives and unlike the negatives (Qdrant's recommend API).
+
+        ``average_vector`` searches once from ``2 * mean(positives) - mean(negatives)``: cheap,
+        and good when the positives agree. ``best_score`` searches around every positive and
+        scores each candidate by its best positive similarity, or by minus its best negative
+        similarity when a negative is closer: better when the positives are diverse (a reel
+        *and* a chorale), at one search per positive. Example tracks are never returned.
+        """
+        options = options or SearchOptions()
+        if not positives:
+            raise InvalidQueryError("recommend needs at least one positive example")
+        if strategy not in ("average_vector", "best_score"):
+            raise InvalidQueryError(f"unknown strategy {strategy!r}; use 'average_vector' or "
+                                    "'best_score'")
+        pos = self.example_vectors(positives)
+        neg = self.example_vectors(negatives) if negatives else None
+        example_ids = [e for e in (*positives, *negatives) if isinstance(e, int)]
+        options = _with_excluded(options, example_ids)
+        if strategy == "average_vector":
+            q = 2 * pos.mean(0) - (neg.mean(0) if neg is not None else pos.mean(0))
+            return self.search_vector(l2_normalize(q[None, :])[0], options)
+        return self._best_score(pos, neg, options)
+
+    def _best_score(self, pos: np.ndarray, neg: np.ndarray | None, options: SearchOptions
+                    ) -> SearchResult:
+        """Recommend's ``best_score``: the union of every positive's neighbours, each scored
+        by its best positive similarity, or minus its best negative one when that is closer."""
+        need = self._pool_size(options)
+        cand: dict[int, float] = {}
+        planner = self.planner
+        for p in pos:
+            ids, _, _ = planner.candidates(p, options, need)
+            cand.update(dict.fromkeys(ids.tolist(), 0.0))
+        ids = np.fromiter(cand, np.int64, len(cand))
+        if len(ids) == 0:
+            return self._page([], [], options, "best_score")
+        v = self.index.reconstruct(ids)
+        best_pos = (v @ pos.T).max(1)
+        scores = best_pos
+        if neg is not None:
+            best_neg = (v @ neg.T).max(1)
+            scores = np.where(best_pos >= best_neg, best_pos, -best_neg)
+        order = np.argsort(-scores, kind="stable")
+        return self._page(ids[order], scores[order], options, "best_score")
+
+    def track_vectors(self, track_ids: Sequence[int]) -> np.ndarray:
+        """Stored vectors ``[n, dim]`` of catalog tracks; unknown ids raise TrackNotFoundError."""
+        for t in track_ids:
+            if t not in self.index or t not in self.table:
+                raise TrackNotFoundError(t)
+        return self.index.reconstruct(list(track_ids))
+
+    def example_vectors(self, examples: Sequence[Example]) -> np.ndarray:
+        """Unit vectors of example track ids (stored) and texts (embedded): ids first."""
+        texts = [e for e in examples if isinstance(e, str)]
+        ids = [e for e in examples if isinstance(e, int)]
+        parts = []
+        if ids:
+            parts.append(self.track_vectors(ids))
+        if texts:
+            if any(not t.strip() for t in texts):
+                raise InvalidQueryError("an example text is empty")
+            parts.append(self.embed_texts(texts))
+        return np.concatenate(parts).astype(np.float32)
+
+    # ------------------------------------------------------------------ the core
+
+    def search_vector(self, vector: np.ndarray, options: SearchOptions | None = None
+                      ) -> SearchResult:
+        """Rank the catalog against one unit query vector ``[dim]``."""
+        options = options or SearchOptions()
+        self.validate(options)
+        vector = np.asarray(vector, np.float32).reshape(-1)
+        if vector.shape[0] != self.index.dim:
+            raise InvalidQueryError(f"query vector has dimension {vector.shape[0]}, the index "
+                                    f"{self.index.dim}")
+        ids, scores, how = self.planner.candidates(vector, options, self._pool_size(options))
+        return self._page(ids, scores, options, how)
+
+    def validate(self, o: SearchOptions) -> None:
+        """Raise InvalidQueryError for options outside the config's limits or an empty range
+        (the same limits for plain and generative search)."""
+        c = self.config
+        if not 1 <= o.k <= c.max_k:
+            raise InvalidQueryError(f"k must be between 1 and {c.max_k}, got {o.k}")
+        if not 0 <= o.offset <= c.max_offset:
+            raise InvalidQueryError(f"offset must be between 0 and {c.max_offset}, "
+                                    f"got {o.offset}")
+        if o.mmr_lambda is not None and not 0.0 <= o.mmr_lambda <= 1.0:
+            raise InvalidQueryError(f"mmr_lambda must be in [0, 1], got {o.mmr_lambda}")
+        for name in ("max_per_piece", "max_per_artist"):
+            v = getattr(o, name)
+            if v is not None and v < 1:
+                raise InvalidQueryError(f"{name} must be at least 1, got {v}")
+        for f in range_fields(o.filters.FIELDS):
+            lo, hi = (getattr(o.filters, k) for k in f.keys)
+            if lo is not None and hi is not None and lo > hi:
+                raise InvalidQueryError(f"{f.name} range is empty: min {lo} > max {hi}")
+
+    def _pool_size(self, o: SearchOptions) -> int:
+        need = o.offset + o.k
+        diverse = o.mmr_lambda is not None or o.max_per_piece or o.max_per_artist
+        return need * self.config.pool_factor if diverse else need
+
+    def _page(self, ids: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray,
+              o: SearchOptions, how: str) -> SearchResult:
+        return page(ids, scores, o, how, self.table.get, self.index.reconstruct,
+                    self.config.weak_match_threshold)
+
+
+def _with_excluded(o: SearchOptions, ids: Iterable[int]) -> SearchOptions:
+    return SearchOptions(k=o.k, offset=o.offset, filters=o.filters,
+                         exclude_ids=frozenset(o.exclude_ids) | frozenset(ids),
+                         mmr_lambda=o.mmr_lambda, max_per_piece=o.max_per_piece,
+                         max_per_artist=o.max_per_artist)
