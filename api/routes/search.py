@@ -79,7 +79,7 @@ def generative_page(state: Any, q: str, options: SearchOptions, *, seeds: int,
     Raises:
         RetrievalError: no prior exists for the service's encoder.
     """
-    from retrieval.generative import GenerativeConfig, generative_search
+    from retrieval.search.generative import GenerativeConfig, generative_search
 
     service = state.service
     negative = [n for n in negative if n.strip()]

@@ -156,6 +156,8 @@ def rank_candidates(seeds: np.ndarray, query: np.ndarray | None, neighbours: Nei
     queries = np.concatenate(points)
     n = max(config.per_seed, need)
     ids_l, _ = neighbours(queries.astype(np.float32), n)
+    if not any(len(x) for x in ids_l):  # nothing passes the filters, or the catalog is empty
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
     k = len(seeds)
     a = query_breadth(seeds, query, config, specificity)
     if config.fusion in ("adaptive", "likelihood"):

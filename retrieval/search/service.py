@@ -23,7 +23,6 @@ from index.vectors import IndexConfig, VectorIndex
 from retrieval.encoders.base import Encoder, l2_normalize
 from retrieval.errors import InvalidQueryError, RetrievalError, TrackNotFoundError
 from retrieval.search.diversity import page
-from retrieval.search.fields import range_fields
 from retrieval.search.options import Example, SearchConfig, SearchOptions, SearchResult, Strategy
 from retrieval.search.planner import CandidatePlanner
 from retrieval.search.table import TrackTable
@@ -209,8 +208,13 @@ class SearchService:
         return self._page(ids, scores, options, how)
 
     def validate(self, o: SearchOptions) -> None:
-        """Raise InvalidQueryError for options outside the config's limits or an empty range
-        (the same limits for plain and generative search)."""
+        """Raise InvalidQueryError for options outside the config's limits (the same limits for
+        plain and generative search).
+
+        An empty range (``tempo_min`` above ``tempo_max``) is not an error: it is a filter that
+        no track passes, answered with an empty page, as the API's schema promises (a schema
+        cannot say "min <= max", so refusing it would refuse a request the contract accepts).
+        """
         c = self.config
         if not 1 <= o.k <= c.max_k:
             raise InvalidQueryError(f"k must be between 1 and {c.max_k}, got {o.k}")
@@ -223,10 +227,6 @@ class SearchService:
             v = getattr(o, name)
             if v is not None and v < 1:
                 raise InvalidQueryError(f"{name} must be at least 1, got {v}")
-        for f in range_fields(o.filters.FIELDS):
-            lo, hi = (getattr(o.filters, k) for k in f.keys)
-            if lo is not None and hi is not None and lo > hi:
-                raise InvalidQueryError(f"{f.name} range is empty: min {lo} > max {hi}")
 
     def _pool_size(self, o: SearchOptions) -> int:
         need = o.offset + o.k

@@ -127,13 +127,13 @@ def test_an_extra_field_is_one_declaration(tmp_path: Path) -> None:
     assert table.match(filters_type(region=("ireland",))).tolist() == [3, 6, 9, 12]
     assert table.match(filters_type(region=("ireland",), loudness_min=-7.5)).tolist() == [3, 6]
     assert table.match(filters_type(loudness_max=-10)).tolist() == [10, 11, 12]
-    # The service validates the new range like the others and searches through it.
+    # The service filters through the new range like the others (an empty one passes nothing).
     x = enc.embed_text([f"tune {i}" for i in range(12)])
     index = VectorIndex.build(enc.id, np.arange(1, 13, dtype=np.int64), x, factory="Flat")
     svc = SearchService(enc, index, table)
-    with pytest.raises(InvalidQueryError, match="loudness range is empty"):
-        svc.search_text("tune", SearchOptions(filters=filters_type(loudness_min=-1,
-                                                                   loudness_max=-5)))
+    empty = svc.search_text("tune", SearchOptions(filters=filters_type(loudness_min=-1,
+                                                                       loudness_max=-5)))
+    assert empty.hits == [] and empty.weak_match
     hits = svc.search_text("tune 5", SearchOptions(k=5, filters=filters_type(
         region=("Germany",), loudness_min=-6))).hits
     assert sorted(h.track_id for h in hits) == [1, 2, 4, 5]
