@@ -1,5 +1,7 @@
-"""FastAPI dependencies as ``Annotated`` aliases: the app's state, a database session, the
-search service, the caller's key and the shared search parameters.
+"""FastAPI dependencies as ``Annotated`` aliases.
+
+The app's state, the catalog's session factory, the search service, the caller's key and the
+shared search parameters.
 
 Routes declare what they need in their signature (``state: StateDep``) instead of closing over
 objects inside ``create_app``, which is what lets each resource live in its own router.

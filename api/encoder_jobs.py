@@ -51,8 +51,11 @@ def embed_captions(texts: Sequence[str], batch: int = 256) -> np.ndarray:
 
 
 def audio_embeddings_from_features(model: ClapMini, fs: FeatureSet, batch: int = 64) -> np.ndarray:
-    """Unit audio embeddings from stored 20 s features: mean of the 10 s windows at 0, 5, 10 s
-    (the same windows ``DefaultEncoder.embed_audio`` would take)."""
+    """Unit audio embeddings ``[n, dim]`` from stored 20 s features.
+
+    The mean of the 10 s windows at 0, 5 and 10 s: the same windows
+    ``DefaultEncoder.embed_audio`` would take.
+    """
     frames = frames_for(10.0)
     starts = [0, 250, 500]
     out = []
@@ -83,8 +86,11 @@ def text_embedder(model: ClapMini) -> Callable[[list[str]], np.ndarray]:
 
 
 def quick_metrics(model: ClapMini, fs: FeatureSet) -> dict[str, float]:
-    """Validation metrics used for early stopping: caption->audio R@10 (relevant = same piece)
-    and zero-shot balanced accuracy on the four attributes; ``score`` is their mean."""
+    """Validation metrics used for early stopping.
+
+    Caption->audio R@10 (relevant = same piece) and zero-shot balanced accuracy on the four
+    attributes; ``score`` is their mean.
+    """
     audio = audio_embeddings_from_features(model, fs)
     embed = text_embedder(model)
     caps = [r["captions"][0] for r in fs.rows]

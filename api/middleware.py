@@ -67,6 +67,7 @@ class BodyLimitMiddleware:
         self.upload_limits = dict(upload_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection (non-HTTP scopes pass through untouched)."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -110,6 +111,7 @@ class SecurityHeadersMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection (non-HTTP scopes pass through untouched)."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -139,6 +141,7 @@ class MetricsMiddleware:
         self.app, self.observe = app, observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection (non-HTTP scopes pass through untouched)."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -11,7 +11,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 
 class Settings(BaseSettings):
@@ -36,8 +41,13 @@ class Settings(BaseSettings):
     port: int = 8000
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings):  # type: ignore[override]
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then ``TUNESCOPE_*`` variables, then ``tunescope.toml`` (no .env files)."""
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
     @property
@@ -49,10 +59,12 @@ class Settings(BaseSettings):
 
     @property
     def audio_dir(self) -> Path:
+        """The audio store's folder."""
         return self.home / "audio"
 
     @property
     def index_dir(self) -> Path:
+        """The vector indexes' folder (one index and manifest per encoder)."""
         return self.home / "indexes"
 
 

@@ -25,11 +25,13 @@ def demo_catalog(
     soundfont: str = typer.Option("train", "--soundfont",
                                   help="'train' (the training soundfonts) or 'heldout' (one never trained on)."),
 ) -> None:
-    """Render real corpus pieces (Irish/Scottish dance tunes, Essen folk songs, Bach chorales,
-    string quartets, Renaissance polyphony...) as 20-30 s excerpts, with metadata and captions.
+    """Render real corpus pieces as 20-30 s excerpts, with metadata and captions.
 
-    ``--split test --soundfont heldout`` renders an evaluation set: pieces no model trained on,
-    played by a soundfont none trained on (``tunescope eval-prior --catalog`` reads it)."""
+    The pieces are Irish/Scottish dance tunes, Essen folk songs, Bach chorales, string quartets
+    and Renaissance polyphony. ``--split test --soundfont heldout`` renders an evaluation set:
+    pieces no model trained on, played by a soundfont none trained on (``tunescope eval-prior
+    --catalog`` reads it).
+    """
     from generation.demo.catalog import build_catalog
     from generation.symbolic.render import HELDOUT_SOUNDFONT, soundfont_paths
 
@@ -66,4 +68,5 @@ def demo_catalog(
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``demo-catalog`` to the CLI."""
     app.command("demo-catalog")(demo_catalog)

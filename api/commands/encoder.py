@@ -57,8 +57,10 @@ def train_encoder_command(
     seed: int = typer.Option(0, "--seed"),
     cache: Path = typer.Option(None, "--cache", help="Feature cache folder (default: $TUNESCOPE_HOME/encoder-data)."),
 ) -> None:
-    """Train the default encoder (clap-mini) on rendered train-split pieces; reproduces the
-    committed weights (about 45 minutes on 2 CPU cores including rendering)."""
+    """Train the default encoder (clap-mini) on rendered train-split pieces.
+
+    Reproduces the committed weights (about 45 minutes on 2 CPU cores including rendering).
+    """
     from api.encoder_jobs import train_default_encoder
     from retrieval.encoders.default import DEFAULT_WEIGHTS
     from retrieval.encoders.training import TrainConfig
@@ -140,6 +142,7 @@ def print_report(report: dict) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``embed``, ``train-encoder`` and ``eval-encoder`` to the CLI."""
     app.command("embed")(embed_command)
     app.command("train-encoder")(train_encoder_command)
     app.command("eval-encoder")(eval_encoder_command)

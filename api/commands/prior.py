@@ -143,30 +143,40 @@ def train_prior_command(
 
         model, history = train_prior(train, val if len(val) else None, config, tc, progress)
     path = out or prior_weights_path(enc.id)
-    card = {
-        "name": "tunescope diffusion prior", "encoder_id": enc.id,
-        "data": {"catalog": str(catalogs[0]), "catalogs": [str(Path(c).resolve()) for c in catalogs],
-                 "train_pairs": len(train), "validation_pairs": len(val),
-                 "captions_per_track": captions, "extra_captions": extra_captions,
-                 "tracks": sum(len(c.rows) for c in cats), "audio_crop_s": crop_s or None},
-        "command": "tunescope train-prior " + "".join(f"--catalog {c} " for c in catalog)
-                   + f"--steps {steps} --batch-size {batch_size} --width {width} "
-                   f"--depth {depth} --prediction {prediction} --extra-captions {extra_captions} "
-                   f"--captions-per-track {captions} --crop-s {crop_s:g} --guidance {guidance:g} "
-                   f"--negative-guidance {negative_guidance:g} "
-                   f"--{'' if mean_head else 'no-'}mean-head --seed {seed}",
-        "train_config": tc, "best_step": history["best_step"],
-        "best_val_loss": round(history["best_val_loss"], 5), "train_seconds": history["seconds"],
-        "val_loss_history": history["val_loss"],
-        "sampling": {"scheduler": scheduler, "steps": sample_steps, "guidance": guidance,
-                     "negative_guidance": negative_guidance},
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    card = _prior_card(enc.id, catalog, catalogs, cats, train, val, history, tc, dict(
+        steps=steps, batch_size=batch_size, width=width, depth=depth, prediction=prediction,
+        extra_captions=extra_captions, captions=captions, crop_s=crop_s, guidance=guidance,
+        negative_guidance=negative_guidance, mean_head=mean_head, seed=seed, scheduler=scheduler,
+        sample_steps=sample_steps))
     save_prior(model, path, card)
     console.print(f"wrote {path} ({model.num_parameters():,} parameters, best step "
                   f"{history['best_step']}, val loss {history['best_val_loss']:.4f}, "
                   f"{history['seconds']:.0f} s)")
+
+
+def _prior_card(encoder_id: str, given: list[Path], catalogs: list[Path], cats: list[Any], train: Any,
+                val: Any, history: dict[str, Any], tc: Any, o: dict[str, Any]) -> dict[str, Any]:
+    """The model card saved beside the prior: data, the exact command, training and sampling."""
+    return {
+        "name": "tunescope diffusion prior", "encoder_id": encoder_id,
+        "data": {"catalog": str(catalogs[0]), "catalogs": [str(Path(c).resolve()) for c in catalogs],
+                 "train_pairs": len(train), "validation_pairs": len(val),
+                 "captions_per_track": o["captions"], "extra_captions": o["extra_captions"],
+                 "tracks": sum(len(c.rows) for c in cats), "audio_crop_s": o["crop_s"] or None},
+        "command": "tunescope train-prior " + "".join(f"--catalog {c} " for c in given)
+                   + f"--steps {o['steps']} --batch-size {o['batch_size']} --width {o['width']} "
+                   f"--depth {o['depth']} --prediction {o['prediction']} --extra-captions {o['extra_captions']} "
+                   f"--captions-per-track {o['captions']} --crop-s {o['crop_s']:g} --guidance {o['guidance']:g} "
+                   f"--negative-guidance {o['negative_guidance']:g} "
+                   f"--{'' if o['mean_head'] else 'no-'}mean-head --seed {o['seed']}",
+        "train_config": tc, "best_step": history["best_step"],
+        "best_val_loss": round(history["best_val_loss"], 5), "train_seconds": history["seconds"],
+        "val_loss_history": history["val_loss"],
+        "sampling": {"scheduler": o["scheduler"], "steps": o["sample_steps"], "guidance": o["guidance"],
+                     "negative_guidance": o["negative_guidance"]},
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
 
 
 _DEFAULT = GenerativeConfig()  # numpy-only module: cheap at CLI start
@@ -218,17 +228,13 @@ def eval_prior_command(
     With --sweep: a table of generative settings against the same baselines, and the one the
     selection rule picks (how the defaults of GenerativeConfig were chosen).
     """
-    from retrieval.errors import RetrievalError
     from retrieval.evaluation.prior_report import (
         CardSettings,
         NoRegressionDataError,
         PriorEvalOptions,
         evaluate_prior,
     )
-    from retrieval.evaluation.sweep import parse_sweep
-    from retrieval.prior import prior_weights_path
     from retrieval.prior.data import SPLITS
-    from retrieval.prior.pipeline import PriorPipeline
 
     if split not in SPLITS:
         raise typer.BadParameter(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -239,17 +245,10 @@ def eval_prior_command(
                                    spread_center=spread_center,
                                    kde_weight=kde_weight, query_weight=query_weight, steps=steps,
                                    combine=combine, rrf_k=rrf_k)
-        try:
-            overrides = parse_sweep(sweep)
-        except ValueError as e:
-            raise RetrievalError(str(e)) from None
-        sweep_cfgs = {", ".join(f"{k}={v}" for k, v in o.items()): replace(gen_cfg, **o) for o in overrides}
+        sweep_cfgs = _sweep_configs(gen_cfg, sweep)
     settings = get_settings()
     enc = build_encoder(settings)
-    with _domain_errors():
-        prior = PriorPipeline.from_pretrained(prior_path or prior_weights_path(enc.id), scheduler=scheduler)
-    if prior.encoder_id != enc.id:
-        raise typer.BadParameter(f"the prior was trained for {prior.encoder_id}, not {enc.id}")
+    prior = _prior_for(enc, prior_path, scheduler)
     card = CardSettings.of(prior, crop_s)
     train_catalogs = card.regression_catalogs(list(train_catalog), catalog)
     with _domain_errors():
@@ -277,12 +276,41 @@ def eval_prior_command(
     else:
         _print_report(report)
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if sweep_cfgs:
-            out.write_text(json.dumps(report, indent=1))
-        else:
-            out.write_text(json.dumps(report, indent=1, default=lambda o: getattr(o, "__dict__", str(o))))
-        console.print(f"wrote {out}")
+        _write_report(out, report, sweep=bool(sweep_cfgs))
+
+
+def _sweep_configs(base: GenerativeConfig, specs: list[str]) -> dict[str, GenerativeConfig]:
+    """``--sweep KEY=V1,V2`` specs as named configs (every combination) over ``base``."""
+    from retrieval.errors import RetrievalError
+    from retrieval.evaluation.sweep import parse_sweep
+
+    try:
+        overrides = parse_sweep(specs)
+    except ValueError as e:
+        raise RetrievalError(str(e)) from None
+    return {", ".join(f"{k}={v}" for k, v in o.items()): replace(base, **o) for o in overrides}
+
+
+def _prior_for(enc: Any, prior_path: Path | None, scheduler: str | None) -> Any:
+    """The prior to evaluate (``--prior`` or the one trained for ``enc``), checked to match it."""
+    from retrieval.prior import prior_weights_path
+    from retrieval.prior.pipeline import PriorPipeline
+
+    with _domain_errors():
+        prior = PriorPipeline.from_pretrained(prior_path or prior_weights_path(enc.id), scheduler=scheduler)
+    if prior.encoder_id != enc.id:
+        raise typer.BadParameter(f"the prior was trained for {prior.encoder_id}, not {enc.id}")
+    return prior
+
+
+def _write_report(out: Path, report: dict[str, Any], *, sweep: bool) -> None:
+    """The full results as JSON (dataclasses written as their fields)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if sweep:
+        out.write_text(json.dumps(report, indent=1))
+    else:
+        out.write_text(json.dumps(report, indent=1, default=lambda o: getattr(o, "__dict__", str(o))))
+    console.print(f"wrote {out}")
 
 
 def _print_sweep(report: dict[str, Any]) -> None:
