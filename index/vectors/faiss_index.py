@@ -141,6 +141,11 @@ class VectorIndex:
 
     @property
     def watermark(self) -> Watermark:
+        """What the database held for this index's encoder when the index was last in sync.
+
+        Saved in the manifest; :mod:`index.vectors.sync` compares it with the ``embeddings``
+        rows at start to decide between serving, catching up and rebuilding.
+        """
         return self._watermark
 
     @property
