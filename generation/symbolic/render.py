@@ -13,10 +13,15 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from generation.errors import GenerationError
+
+if TYPE_CHECKING:
+    import tinysoundfont
+    from music21 import stream
 
 #: Where Debian's soundfont packages put extra General MIDI banks (``make soundfonts``).
 SYSTEM_SOUNDFONTS = {
@@ -89,8 +94,19 @@ class Events:
         return typical * (3.0 if compound else 2.0)
 
 
-def score_to_events(score) -> Events:  # music21.stream.Score | Part
-    """Flatten a music21 score (ties merged, chords split) into note events."""
+def score_to_events(score: stream.Stream) -> Events:
+    """Flatten a music21 score (ties merged, chords split) into note events.
+
+    Args:
+        score: a Score, read part by part (voice 0 = its top part), or any other stream (a
+            Part) read as a single voice.
+
+    Returns:
+        The events sorted by onset (stable, so simultaneous notes keep part order).
+
+    Raises:
+        GenerationError: the score has no sounding notes (grace notes do not count).
+    """
     from music21 import meter as m21meter
 
     parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
@@ -164,8 +180,12 @@ class RenderSpec:
 
 
 @functools.lru_cache(maxsize=8)
-def _synth(soundfont: str, sample_rate: int):
-    """One synthesizer per (soundfont, rate) and process: loading FluidR3 costs 0.6 s."""
+def _synth(soundfont: str, sample_rate: int) -> tuple[tinysoundfont.Synth, int]:
+    """One synthesizer per (soundfont, rate) and process: loading FluidR3 costs 0.6 s.
+
+    Returns:
+        The synthesizer and the id of the loaded soundfont (for ``program_select``).
+    """
     import tinysoundfont
 
     paths = soundfont_paths()
@@ -266,8 +286,19 @@ def render(ev: Events, spec: RenderSpec, sample_rate: int = 22050) -> np.ndarray
     return (mono / peak * 0.5 * 10 ** (rng.uniform(-6, 0) / 20)).astype(np.float32)
 
 
-def load_score(source_path: Path, abc: str | None):
-    """Parse one piece with music21 (ABC text of a single tune, or a corpus file)."""
+def load_score(source_path: Path, abc: str | None) -> stream.Score | stream.Part | stream.Opus:
+    """Parse one piece with music21 (ABC text of a single tune, or a corpus file).
+
+    Args:
+        source_path: the corpus file; parsed when ``abc`` is None, named in errors either way.
+        abc: the text of one tune cut out of an ABC collection, or None.
+
+    Returns:
+        What music21 makes of it (a Score for the corpus's tunes and works).
+
+    Raises:
+        GenerationError: music21 could not parse it (whatever it raised is chained).
+    """
     from music21 import converter
 
     try:
