@@ -405,15 +405,48 @@ def build_catalog(out_dir: Path, size: int = 1500, seed: int = 0, *, renders: in
     (out_dir / "audio").mkdir(parents=True, exist_ok=True)
     plan = plan_catalog(size, seed, sources, splits=splits)
     workers = workers or os.cpu_count() or 1
-    primary, reserve = plan[:size], plan[size:]
+
+    def make_job(index: int, source: Source) -> RenderJob:
+        return RenderJob(index, source, renders, seed, sample_rate, str(out_dir), sfs,
+                         paraphrases=paraphrases)
+
+    rows_by_index, failures = _render_plan(plan, size, make_job, workers, progress)
+    rows = [row for i in sorted(rows_by_index) for row in rows_by_index[i]]
+    _write_metadata(out_dir, rows)
+    counts: dict[str, int] = defaultdict(int)
+    for row in rows:
+        counts[row["corpus_family"]] += 1
+    return {"pieces": len(rows_by_index), "tracks": len(rows), "failures": failures,
+            "families": dict(counts), "soundfonts": list(sfs)}
+
+
+def _render_plan(plan: Sequence[Source], size: int, make_job: Callable[[int, Source], RenderJob],
+                 workers: int, progress: Callable[[int, int], None] | None,
+                 ) -> tuple[dict[int, list[dict[str, Any]]], dict[str, str]]:
+    """Render the plan's first ``size`` pieces, then reserve pieces until ``size`` succeeded.
+
+    Reserve pieces are taken in plan order, as many at a time as are still missing, so a seed
+    always yields the same catalog (a piece that fails, fails every time). Job indexes follow
+    plan order too (they name the audio files).
+
+    Args:
+        plan: from :func:`plan_catalog`: ``size`` pieces, then the reserve.
+        size: pieces wanted.
+        make_job: the job for (index, piece).
+        workers: processes for :func:`run_jobs`.
+        progress: called with (pieces done, ``size``) after each success.
+
+    Returns:
+        Metadata rows by job index (successes only) and failures (piece id -> reason).
+    """
+    primary, reserve = list(plan[:size]), list(plan[size:])
     rows_by_index: dict[int, list[dict[str, Any]]] = {}
     failures: dict[str, str] = {}
     done = 0
 
     def consume(batch: list[Source], offset: int) -> int:
         nonlocal done
-        jobs = [RenderJob(offset + i, s, renders, seed, sample_rate, str(out_dir), sfs,
-                          paraphrases=paraphrases) for i, s in enumerate(batch)]
+        jobs = [make_job(offset + i, s) for i, s in enumerate(batch)]
         ok = 0
         for res in run_jobs(jobs, workers):
             if res.error:
@@ -432,14 +465,13 @@ def build_catalog(out_dir: Path, size: int = 1500, seed: int = 0, *, renders: in
         take, reserve = reserve[: size - got], reserve[size - got:]
         got += consume(take, offset)
         offset += len(take)
-    rows = [row for i in sorted(rows_by_index) for row in rows_by_index[i]]
+    return rows_by_index, failures
+
+
+def _write_metadata(out_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Write ``metadata.jsonl`` (one JSON row per track) atomically: readers never see half of it."""
     tmp = out_dir / "metadata.jsonl.tmp"
     with open(tmp, "w") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     os.replace(tmp, out_dir / "metadata.jsonl")
-    counts: dict[str, int] = defaultdict(int)
-    for row in rows:
-        counts[row["corpus_family"]] += 1
-    return {"pieces": len(rows_by_index), "tracks": len(rows), "failures": failures,
-            "families": dict(counts), "soundfonts": list(sfs)}
