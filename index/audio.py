@@ -104,7 +104,7 @@ def _is_bytes(source: Source) -> bool:
 def _open_binary(source: Source) -> BinaryIO:
     if _is_bytes(source):
         return io.BytesIO(bytes(source))
-    return open(source, "rb")  # noqa: SIM115 - the caller closes it
+    return open(source, "rb")  # the caller closes it
 
 
 def _label(source: Source, filename: str | None = None) -> str:
@@ -119,7 +119,12 @@ def _label(source: Source, filename: str | None = None) -> str:
 
 
 def _reason(e: BaseException) -> str:
-    """libsndfile's own words for an error, without soundfile's "Error opening <object>:"."""
+    """The decoder's own words for an error, without soundfile's "Error opening <object>:".
+
+    libsndfile's message is kept because it names the actual problem; object reprs and quoted
+    paths are replaced by "the file", because the caller prefixes the name the user knows (an
+    upload's filename, never a server path).
+    """
     if isinstance(e, sf.LibsndfileError):
         return e.error_string.rstrip(". ") or "unknown libsndfile error"
     return re.sub(r"<[^>]*>|'[^']*[/\\][^']*'", "the file", str(e)) or type(e).__name__
@@ -172,8 +177,11 @@ def probe(source: Source, *, filename: str | None = None) -> AudioInfo:
 
 
 def _mono(block: np.ndarray) -> np.ndarray:
-    """Average the channels. A matrix-vector product, because ``mean(axis=1)`` over a handful
-    of channels runs one tiny reduction per frame and was the slowest step of ingestion."""
+    """Average the channels: float32 ``[frames]`` or ``[frames, channels]`` -> ``[frames]``.
+
+    A matrix-vector product, because ``mean(axis=1)`` over a handful of channels runs one tiny
+    reduction per frame and was the slowest step of ingestion.
+    """
     block = np.asarray(block, dtype=np.float32)
     if block.ndim == 1:
         return block
@@ -301,8 +309,14 @@ def _scanned(source: Source, info: AudioInfo, scan: _Scan,
 
 @contextmanager
 def _named(label: str | None) -> Iterator[None]:
-    """Prefix refusals with the file's name and turn any decoder error that slipped through
-    into a DecodeError: the API answers CatalogErrors with a 4xx, anything else with a 500."""
+    """Prefix refusals with the file's name; turn any other decoder error into a DecodeError.
+
+    The API answers CatalogErrors with a 4xx and anything else with a 500, so the RuntimeError,
+    ValueError, OverflowError or MemoryError of a bad file must not escape as what it is.
+
+    Args:
+        label: the file's name as the user knows it, or None to leave DecodeErrors unprefixed.
+    """
     try:
         yield
     except DecodeError as e:

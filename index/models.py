@@ -25,6 +25,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
+    """The declarative base of every table: JSON columns for the dict and list annotations.
+
+    ``type_annotation_map`` makes a ``Mapped[dict[str, Any]]`` or ``Mapped[list[str]]`` field a
+    JSON column (portable between SQLite and PostgreSQL) even where it names no column type.
+    """
+
     type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
 
 

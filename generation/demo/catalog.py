@@ -22,14 +22,14 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from generation.errors import GenerationError
 from generation.symbolic.corpus import Source, corpus_root, list_sources
-from generation.symbolic.ensembles import FAMILY_ENSEMBLES, ensemble, programs_for
-from generation.symbolic.render import RenderSpec, load_score, render, score_to_events, training_soundfonts
+from generation.symbolic.ensembles import FAMILY_ENSEMBLES, Ensemble, ensemble, programs_for
+from generation.symbolic.render import Events, RenderSpec, load_score, render, score_to_events, training_soundfonts
 from retrieval.captions import (
     meter_class,
     mode_family,
@@ -37,6 +37,9 @@ from retrieval.captions import (
     tempo_bucket,
     training_captions,
 )
+
+if TYPE_CHECKING:
+    from music21 import stream
 
 #: Share of the catalog per corpus family (quartets are capped by the corpus: 40 movements).
 FAMILY_SHARE = {
@@ -71,7 +74,11 @@ LICENSE = "public domain composition (music21 corpus); rendering CC0"
 
 
 def split_of(piece_id: str) -> str:
-    """train (80 %), validation (10 %) or test (10 %), from a stable hash of the piece id."""
+    """The piece's split: train (80 %), validation (10 %) or test (10 %).
+
+    A function of the piece id alone (the first 32 bits of its SHA-256), so every catalog and
+    training set agrees on it whatever its seed, size or soundfonts.
+    """
     h = int(hashlib.sha256(piece_id.encode()).hexdigest()[:8], 16) % 100
     return "train" if h < 80 else ("validation" if h < 90 else "test")
 
@@ -94,6 +101,15 @@ class RenderJob:
 
 @dataclass
 class RenderResult:
+    """What a worker sends back for one :class:`RenderJob`.
+
+    Attributes:
+        index: the job's index (results are put back in plan order by it).
+        rows: one metadata row per render (a ``metadata.jsonl`` line).
+        audio: float32 mono ``[samples]`` per render, only when the job did not write audio.
+        error: why the piece was given up (parse or render failure), else None.
+    """
+
     index: int
     rows: list[dict[str, Any]] = field(default_factory=list)
     audio: list[np.ndarray] = field(default_factory=list)
@@ -160,7 +176,7 @@ def _proportional_prefix(picked: list[Source], size: int, shares: dict[str, floa
     return sorted(out[:size], key=lambda s: order[s.piece_id])
 
 
-def _finalis_mode(ev, tonic_pc: int | None = None) -> tuple[int, str]:
+def _finalis_mode(ev: Events, tonic_pc: int | None = None) -> tuple[int, str]:
     """(tonic pitch class, major|minor) from the final bass note and the thirds above it.
 
     Folk melodies and modal polyphony end on their tonic; whether the third above it is
@@ -176,7 +192,7 @@ def _finalis_mode(ev, tonic_pc: int | None = None) -> tuple[int, str]:
     return tonic_pc, ("minor" if w_minor > w_major else "major")
 
 
-def _score_meter(score) -> str | None:
+def _score_meter(score: stream.Stream) -> str | None:
     from music21 import meter as m21meter
 
     ts = score.recurse().getElementsByClass(m21meter.TimeSignature).first()
@@ -209,7 +225,7 @@ def render_job(job: RenderJob) -> RenderResult:
         return RenderResult(job.index, error=f"{type(e).__name__}: {e}")
 
 
-def _render_views(job: RenderJob, ev, facts: dict[str, Any], tonic_pc: int) -> RenderResult:
+def _render_views(job: RenderJob, ev: Events, facts: dict[str, Any], tonic_pc: int) -> RenderResult:
     src = job.source
     rng = random.Random(f"{job.seed}:{src.piece_id}")
     res = RenderResult(job.index)
@@ -256,7 +272,7 @@ def _render_views(job: RenderJob, ev, facts: dict[str, Any], tonic_pc: int) -> R
     return res
 
 
-def _row(job: RenderJob, facts: dict[str, Any], ens, r: int, bpm: float, duration: float,
+def _row(job: RenderJob, facts: dict[str, Any], ens: Ensemble, r: int, bpm: float, duration: float,
          key: str, soundfont: str, transpose: int, start_s: float) -> dict[str, Any]:
     src = job.source
     region = facts.get("region")
@@ -389,15 +405,48 @@ def build_catalog(out_dir: Path, size: int = 1500, seed: int = 0, *, renders: in
     (out_dir / "audio").mkdir(parents=True, exist_ok=True)
     plan = plan_catalog(size, seed, sources, splits=splits)
     workers = workers or os.cpu_count() or 1
-    primary, reserve = plan[:size], plan[size:]
+
+    def make_job(index: int, source: Source) -> RenderJob:
+        return RenderJob(index, source, renders, seed, sample_rate, str(out_dir), sfs,
+                         paraphrases=paraphrases)
+
+    rows_by_index, failures = _render_plan(plan, size, make_job, workers, progress)
+    rows = [row for i in sorted(rows_by_index) for row in rows_by_index[i]]
+    _write_metadata(out_dir, rows)
+    counts: dict[str, int] = defaultdict(int)
+    for row in rows:
+        counts[row["corpus_family"]] += 1
+    return {"pieces": len(rows_by_index), "tracks": len(rows), "failures": failures,
+            "families": dict(counts), "soundfonts": list(sfs)}
+
+
+def _render_plan(plan: Sequence[Source], size: int, make_job: Callable[[int, Source], RenderJob],
+                 workers: int, progress: Callable[[int, int], None] | None,
+                 ) -> tuple[dict[int, list[dict[str, Any]]], dict[str, str]]:
+    """Render the plan's first ``size`` pieces, then reserve pieces until ``size`` succeeded.
+
+    Reserve pieces are taken in plan order, as many at a time as are still missing, so a seed
+    always yields the same catalog (a piece that fails, fails every time). Job indexes follow
+    plan order too (they name the audio files).
+
+    Args:
+        plan: from :func:`plan_catalog`: ``size`` pieces, then the reserve.
+        size: pieces wanted.
+        make_job: the job for (index, piece).
+        workers: processes for :func:`run_jobs`.
+        progress: called with (pieces done, ``size``) after each success.
+
+    Returns:
+        Metadata rows by job index (successes only) and failures (piece id -> reason).
+    """
+    primary, reserve = list(plan[:size]), list(plan[size:])
     rows_by_index: dict[int, list[dict[str, Any]]] = {}
     failures: dict[str, str] = {}
     done = 0
 
     def consume(batch: list[Source], offset: int) -> int:
         nonlocal done
-        jobs = [RenderJob(offset + i, s, renders, seed, sample_rate, str(out_dir), sfs,
-                          paraphrases=paraphrases) for i, s in enumerate(batch)]
+        jobs = [make_job(offset + i, s) for i, s in enumerate(batch)]
         ok = 0
         for res in run_jobs(jobs, workers):
             if res.error:
@@ -416,14 +465,13 @@ def build_catalog(out_dir: Path, size: int = 1500, seed: int = 0, *, renders: in
         take, reserve = reserve[: size - got], reserve[size - got:]
         got += consume(take, offset)
         offset += len(take)
-    rows = [row for i in sorted(rows_by_index) for row in rows_by_index[i]]
+    return rows_by_index, failures
+
+
+def _write_metadata(out_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Write ``metadata.jsonl`` (one JSON row per track) atomically: readers never see half of it."""
     tmp = out_dir / "metadata.jsonl.tmp"
     with open(tmp, "w") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     os.replace(tmp, out_dir / "metadata.jsonl")
-    counts: dict[str, int] = defaultdict(int)
-    for row in rows:
-        counts[row["corpus_family"]] += 1
-    return {"pieces": len(rows_by_index), "tracks": len(rows), "failures": failures,
-            "families": dict(counts), "soundfonts": list(sfs)}

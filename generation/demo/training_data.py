@@ -42,6 +42,10 @@ class FeatureSet:
     rows: list[dict[str, Any]]
 
     def save(self, path: Path) -> None:
+        """Write one ``.npz`` atomically (a temporary file, then a rename).
+
+        Rows are stored as JSON strings so the file loads without pickle.
+        """
         import json
 
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +56,7 @@ class FeatureSet:
 
     @classmethod
     def load(cls, path: Path) -> FeatureSet:
+        """Read a set written by :meth:`save` (no pickle: rows come back from their JSON)."""
         import json
 
         z = np.load(path)
@@ -89,7 +94,12 @@ def augment_room(audio: np.ndarray, rng: random.Random, sr: int = SAMPLE_RATE) -
     return out.astype(np.float32)
 
 
-def _features_job(args: tuple[RenderJob, bool]) -> tuple[list[dict[str, np.ndarray]], list[dict[str, Any]], str | None]:
+#: What one worker sends back: per-render features (``logmel``, ``chroma``, ``onset``, float16),
+#: the renders' metadata rows, and the error that stopped the piece (or None).
+_FeaturesOut = tuple[list[dict[str, np.ndarray]], list[dict[str, Any]], str | None]
+
+
+def _features_job(args: tuple[RenderJob, bool]) -> _FeaturesOut:
     job, augment = args
     import torch
 
@@ -126,7 +136,7 @@ def build_feature_set(size: int, seed: int, splits: Sequence[str], renders: int,
     done = 0
     workers = workers or os.cpu_count() or 1
 
-    def take(out: tuple) -> None:
+    def take(out: _FeaturesOut) -> None:
         nonlocal done
         feats, rws, _err = out
         for f, r in zip(feats, rws, strict=True):

@@ -13,10 +13,15 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from generation.errors import GenerationError
+
+if TYPE_CHECKING:
+    import tinysoundfont
+    from music21 import stream
 
 #: Where Debian's soundfont packages put extra General MIDI banks (``make soundfonts``).
 SYSTEM_SOUNDFONTS = {
@@ -89,8 +94,19 @@ class Events:
         return typical * (3.0 if compound else 2.0)
 
 
-def score_to_events(score) -> Events:  # music21.stream.Score | Part
-    """Flatten a music21 score (ties merged, chords split) into note events."""
+def score_to_events(score: stream.Stream) -> Events:
+    """Flatten a music21 score (ties merged, chords split) into note events.
+
+    Args:
+        score: a Score, read part by part (voice 0 = its top part), or any other stream (a
+            Part) read as a single voice.
+
+    Returns:
+        The events sorted by onset (stable, so simultaneous notes keep part order).
+
+    Raises:
+        GenerationError: the score has no sounding notes (grace notes do not count).
+    """
     from music21 import meter as m21meter
 
     parts = list(score.parts) if hasattr(score, "parts") and len(score.parts) else [score]
@@ -164,8 +180,12 @@ class RenderSpec:
 
 
 @functools.lru_cache(maxsize=8)
-def _synth(soundfont: str, sample_rate: int):
-    """One synthesizer per (soundfont, rate) and process: loading FluidR3 costs 0.6 s."""
+def _synth(soundfont: str, sample_rate: int) -> tuple[tinysoundfont.Synth, int]:
+    """One synthesizer per (soundfont, rate) and process: loading FluidR3 costs 0.6 s.
+
+    Returns:
+        The synthesizer and the id of the loaded soundfont (for ``program_select``).
+    """
     import tinysoundfont
 
     paths = soundfont_paths()
@@ -191,18 +211,48 @@ def _window(ev: Events, start_ql: float, need_ql: float) -> tuple[np.ndarray, ..
     return on[sel] - start_ql, du[sel], pi[sel], vo[sel], st[sel]
 
 
+#: A MIDI event for tinysoundfont: (sample, kind, channel, key, velocity), kind 1 = note-on and
+#: 0 = note-off, so that sorting the tuples puts a note-off before a note-on at the same sample.
+_MidiEvent = tuple[int, int, int, int, int]
+
+
 def render(ev: Events, spec: RenderSpec, sample_rate: int = 22050) -> np.ndarray:
     """Play an excerpt of ``ev`` as ``spec`` says. Returns float32 mono ``[samples]``.
 
     Each (voice, program) pair gets its own MIDI channel (drums channel 9 skipped), and the
     note events are fed to tinysoundfont between ``generate`` calls at their exact sample.
+    The same (events, spec, rate) always give the same samples: every random draw comes from
+    ``spec.seed``, in a fixed order (onset jitter, per-note velocity, output level).
+
+    Raises:
+        GenerationError: the soundfont is not installed, or no note of the excerpt is playable.
     """
     synth, sfid = _synth(spec.soundfont, sample_rate)
     rng = np.random.default_rng(spec.seed)
     sec_per_ql = 60.0 / spec.qbpm
     need_ql = spec.duration_s / sec_per_ql
-    on, du, pi, vo, st = _window(ev, spec.start_ql, need_ql)
-    channels: dict[tuple[int, int], tuple[int, int]] = {}  # (voice, k) -> (channel, octave)
+    window = _window(ev, spec.start_ql, need_ql)
+    channels, chan = _assign_channels(synth, sfid, spec)
+    n_total = int(round(spec.duration_s * sample_rate))
+    events = _note_events(window, spec, channels, sec_per_ql, sample_rate, rng)
+    if spec.drone is not None and chan <= 15:
+        events.extend(_drone_events(synth, sfid, spec, chan, n_total))
+    out = _play(synth, events, n_total, sample_rate)
+    return _master(out.mean(axis=1), sample_rate, rng)
+
+
+def _assign_channels(synth: tinysoundfont.Synth, sfid: int,
+                     spec: RenderSpec) -> tuple[dict[tuple[int, int], tuple[int, int]], int]:
+    """Give each (voice, program index) its own MIDI channel and select its program there.
+
+    Channels are handed out in order, skipping 9 (General MIDI drums); pairs beyond channel 15
+    are not played.
+
+    Returns:
+        ``(voice, k) -> (channel, octave shift)``, and the next unused channel number (which
+        may be 9 or above 15; the drone decides what to do with it).
+    """
+    channels: dict[tuple[int, int], tuple[int, int]] = {}
     chan = 0
     for v, progs in enumerate(spec.programs):
         for k, prog in enumerate(progs):
@@ -213,9 +263,28 @@ def render(ev: Events, spec: RenderSpec, sample_rate: int = 22050) -> np.ndarray
             synth.program_select(chan, sfid, 0, int(prog))
             channels[(v, k)] = (chan, spec.octave_shift[v][k])
             chan += 1
-    n_total = int(round(spec.duration_s * sample_rate))
-    # (sample, order, kind, channel, key, velocity); note-offs sort before note-ons at a tie.
-    events: list[tuple[int, int, int, int, int]] = []
+    return channels, chan
+
+
+def _note_events(window: tuple[np.ndarray, ...], spec: RenderSpec,
+                 channels: dict[tuple[int, int], tuple[int, int]], sec_per_ql: float,
+                 sample_rate: int, rng: np.random.Generator) -> list[_MidiEvent]:
+    """Note-on and note-off events of the excerpt, humanised.
+
+    Args:
+        window: the excerpt from :func:`_window`: onset, duration (quarter notes from the
+            excerpt start), pitch, voice and metrical strength, each ``[n]``.
+        spec: programs, transposition and base velocity.
+        channels: from :func:`_assign_channels`; pairs without a channel stay silent.
+        sec_per_ql: seconds per quarter note at the render's tempo.
+        sample_rate: to turn seconds into sample positions.
+        rng: the render's generator; draws ``n`` onset jitters, then one velocity per note.
+
+    Returns:
+        Unsorted events; keys outside 12..115 after transposition and octave shift are dropped.
+    """
+    on, du, pi, vo, st = window
+    events: list[_MidiEvent] = []
     jitter = rng.normal(0.0, 0.008, size=len(on))
     for i in range(len(on)):
         v = int(vo[i]) % len(spec.programs)
@@ -232,13 +301,29 @@ def render(ev: Events, spec: RenderSpec, sample_rate: int = 22050) -> np.ndarray
                 continue
             events.append((int(start * sample_rate), 1, c, key, vel))
             events.append((int(end * sample_rate), 0, c, key, 0))
-    if spec.drone is not None and chan <= 15:
-        dc = chan if chan != 9 else 10
-        synth.program_select(dc, sfid, 0, int(spec.drone))
-        root = spec.drone_pitch + spec.transpose
-        for key in (root, root + 7):
-            events.append((0, 1, dc, key, max(30, spec.velocity - 30)))
-            events.append((n_total - 1, 0, dc, key, 0))
+    return events
+
+
+def _drone_events(synth: tinysoundfont.Synth, sfid: int, spec: RenderSpec, chan: int,
+                  n_total: int) -> list[_MidiEvent]:
+    """A tonic and fifth held for the whole excerpt on channel ``chan`` (10 when that is 9)."""
+    dc = chan if chan != 9 else 10
+    synth.program_select(dc, sfid, 0, int(spec.drone))
+    root = spec.drone_pitch + spec.transpose
+    events: list[_MidiEvent] = []
+    for key in (root, root + 7):
+        events.append((0, 1, dc, key, max(30, spec.velocity - 30)))
+        events.append((n_total - 1, 0, dc, key, 0))
+    return events
+
+
+def _play(synth: tinysoundfont.Synth, events: list[_MidiEvent], n_total: int,
+          sample_rate: int) -> np.ndarray:
+    """Generate ``n_total`` samples, sending each event at its sample. Returns float32 ``[n_total, 2]``.
+
+    Events past the end are sent at the end. Afterwards every note and sound is stopped and the
+    release tails are flushed, so the cached synthesizer starts the next render silent.
+    """
     events.sort()
     out = np.zeros((n_total, 2), dtype=np.float32)
     pos = 0
@@ -257,7 +342,23 @@ def render(ev: Events, spec: RenderSpec, sample_rate: int = 22050) -> np.ndarray
     synth.sounds_off()
     # flush the release tails so the next render starts silent
     synth.generate(int(0.5 * sample_rate))
-    mono = out.mean(axis=1)
+    return out
+
+
+def _master(mono: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Fade out the last 0.3 s and normalise to a peak of 0.5, then a random -6..0 dB level.
+
+    Args:
+        mono: float32 ``[samples]``; faded in place.
+        sample_rate: for the fade length.
+        rng: the render's generator (its last draw is the level).
+
+    Returns:
+        float32 ``[samples]``.
+
+    Raises:
+        GenerationError: the excerpt is silent (no playable notes).
+    """
     fade = min(len(mono), int(0.3 * sample_rate))
     mono[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
     peak = float(np.abs(mono).max())
@@ -266,8 +367,19 @@ def render(ev: Events, spec: RenderSpec, sample_rate: int = 22050) -> np.ndarray
     return (mono / peak * 0.5 * 10 ** (rng.uniform(-6, 0) / 20)).astype(np.float32)
 
 
-def load_score(source_path: Path, abc: str | None):
-    """Parse one piece with music21 (ABC text of a single tune, or a corpus file)."""
+def load_score(source_path: Path, abc: str | None) -> stream.Score | stream.Part | stream.Opus:
+    """Parse one piece with music21 (ABC text of a single tune, or a corpus file).
+
+    Args:
+        source_path: the corpus file; parsed when ``abc`` is None, named in errors either way.
+        abc: the text of one tune cut out of an ABC collection, or None.
+
+    Returns:
+        What music21 makes of it (a Score for the corpus's tunes and works).
+
+    Raises:
+        GenerationError: music21 could not parse it (whatever it raised is chained).
+    """
     from music21 import converter
 
     try:

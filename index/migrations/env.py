@@ -29,6 +29,12 @@ def _run(connection: Connection) -> None:
 
 
 def run_migrations_online() -> None:
+    """Run the migrations against a live database.
+
+    Over the caller's connection when :func:`index.db.migrate` passed one (its transaction is
+    the caller's), else over a short-lived engine of ``sqlalchemy.url`` (the ``alembic``
+    command line's case).
+    """
     connection = config.attributes.get("connection")
     if connection is not None:
         _run(connection)

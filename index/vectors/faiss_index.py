@@ -22,10 +22,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import faiss
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from index.errors import CatalogError, IndexFileError
@@ -45,11 +45,11 @@ log = logging.getLogger(__name__)
 REBUILD_FRACTION = 0.2
 
 
-def _as_ids(ids: Any) -> np.ndarray:
+def _as_ids(ids: npt.ArrayLike) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
 
 
-def _as_vectors(x: Any, dim: int) -> np.ndarray:
+def _as_vectors(x: npt.ArrayLike, dim: int) -> np.ndarray:
     x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
     if x.ndim == 1:
         x = x[None, :]
@@ -141,6 +141,11 @@ class VectorIndex:
 
     @property
     def watermark(self) -> Watermark:
+        """What the database held for this index's encoder when the index was last in sync.
+
+        Saved in the manifest; :mod:`index.vectors.sync` compares it with the ``embeddings``
+        rows at start to decide between serving, catching up and rebuilding.
+        """
         return self._watermark
 
     @property
@@ -174,7 +179,7 @@ class VectorIndex:
 
     # ------------------------------------------------------------------ writes
 
-    def add(self, ids: Any, vectors: Any) -> None:
+    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         """Add (or replace) vectors ``[n, dim]`` under track ids ``[n]``.
 
         Replacing an id that an HNSW/IVF index already holds forces a rebuild from the index's own
@@ -205,7 +210,7 @@ class VectorIndex:
             self._index.add_with_ids(vectors, ids)
             self._invalidate()
 
-    def remove(self, ids: Any) -> int:
+    def remove(self, ids: npt.ArrayLike) -> int:
         """Delete track ids; returns how many were present. Deleted ids never come back."""
         ids = _as_ids(ids)
         with self._lock:
@@ -244,7 +249,7 @@ class VectorIndex:
 
     # ------------------------------------------------------------------ reads
 
-    def search(self, queries: Any, k: int, *, allowed: np.ndarray | None = None,
+    def search(self, queries: npt.ArrayLike, k: int, *, allowed: np.ndarray | None = None,
                exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest live vectors to each query by inner product (cosine for unit rows).
 
@@ -355,7 +360,7 @@ class VectorIndex:
             self._id_pos = (id_map[order], order.astype(np.int64))
         return self._id_pos
 
-    def reconstruct(self, ids: Any) -> np.ndarray:
+    def reconstruct(self, ids: npt.ArrayLike) -> np.ndarray:
         """Stored vectors ``[n, dim]`` for track ids (approximate for PQ/SQ indexes)."""
         ids = _as_ids(ids)
         if len(ids) == 0:

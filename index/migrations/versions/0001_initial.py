@@ -19,6 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    """Create the ingest_runs, quarantine, tracks and embeddings tables with their indexes."""
     op.create_table('ingest_runs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
@@ -101,6 +102,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop everything :func:`upgrade` created, dependants (embeddings) first."""
     with op.batch_alter_table('embeddings', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_embeddings_track_id'))
         batch_op.drop_index(batch_op.f('ix_embeddings_encoder_id'))
