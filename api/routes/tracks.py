@@ -47,11 +47,18 @@ def get_track(track_id: TrackIdPath, db: SessionFactoryDep) -> TrackPublic:
     return TrackPublic.of(_track(db, track_id))
 
 
-@router.get("/v1/tracks/{track_id}/audio",
-            responses={200: {"content": {"audio/wav": {}}},
-                       206: {"description": "Partial content (HTTP Range)"}})
+_AUDIO = {"content": {t: {"schema": {"type": "string", "format": "binary"}}
+                      for t in (*dict.fromkeys(CONTENT_TYPES.values()), "application/octet-stream")}}
+
+
+@router.get("/v1/tracks/{track_id}/audio", response_class=Response,
+            responses={200: {**_AUDIO, "description": "The whole file"},
+                       206: {**_AUDIO, "description": "Partial content (HTTP Range)"}})
 def get_audio(track_id: TrackIdPath, db: SessionFactoryDep, state: StateDep,
-              range_header: Annotated[str | None, Header(alias="Range")] = None) -> Response:
+              range_header: Annotated[str | None, Header(
+                  alias="Range", pattern=r"^bytes=(\d+-\d*|-\d+)$",
+                  description="One byte range (`bytes=0-99`, `bytes=100-`, `bytes=-500`).")] = None,
+              ) -> Response:
     """The track's audio; honours ``Range: bytes=...`` so players can seek."""
     t = _track(db, track_id)
     path = state.store.path_for(t.audio_path)

@@ -17,7 +17,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from retrieval.search import FILTER_FIELDS, FilterField, Filters, SearchOptions
 
-MAX_TRACK_ID = 2**63 - 1
+# Track ids are 64-bit in the database, but JSON numbers past 2**53 are not exact in most
+# clients (JavaScript) nor in JSON Schema validators: the contract stops where numbers are exact.
+MAX_TRACK_ID = 2**53 - 1
 MAX_VALUES = 20  # values per filter field: more is a scan in disguise, never a real request
 
 
