@@ -55,9 +55,10 @@ _AUDIO = {"content": {t: {"schema": {"type": "string", "format": "binary"}}
             responses={200: {**_AUDIO, "description": "The whole file"},
                        206: {**_AUDIO, "description": "Partial content (HTTP Range)"}})
 def get_audio(track_id: TrackIdPath, db: SessionFactoryDep, state: StateDep,
-              range_header: Annotated[str | None, Header(
+              # ``str``, not ``str | None``: the header is optional, never a JSON null.
+              range_header: Annotated[str, Header(
                   alias="Range", pattern=r"^bytes=(\d+-\d*|-\d+)$",
-                  description="One byte range (`bytes=0-99`, `bytes=100-`, `bytes=-500`).")] = None,
+                  description="One byte range (`bytes=0-99`, `bytes=100-`, `bytes=-500`).")] = None,  # type: ignore[assignment]
               ) -> Response:
     """The track's audio; honours ``Range: bytes=...`` so players can seek."""
     t = _track(db, track_id)
