@@ -225,11 +225,35 @@ class PriorPipeline:
         # Condition groups: [null, pos_1..P, neg_1..N]; the K seeds share each.
         cond, a, b, w_neg = self._condition_groups(positives, negatives, positive_weights,
                                                    negative_weights, negative_guidance)
-        k = num_samples
         coef = guidance_coefficients(a, b, w, w_neg)  # [G], sums to 1
-        cond_h, cond_e = self.model.condition(cond)
         steps = num_inference_steps or self.num_inference_steps
         need_mean = return_mean and self.model.mean_net is None
+        x, mean = self._denoise(cond, coef, num_samples, seed, steps, need_mean)
+        samples = l2_normalize((x / self.config.scale).numpy())
+        if not return_mean:
+            return samples
+        if self.model.mean_net is not None:
+            return samples, self._head_mean(cond, a, b, w_neg, mean_guidance)[0]
+        assert mean is not None  # set at the first step (there is always at least one)
+        return samples, l2_normalize(mean[None].numpy())[0]
+
+    def _denoise(self, cond: torch.Tensor, coef: torch.Tensor, k: int, seed: int, steps: int,
+                 need_mean: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The guided denoising loop of :meth:`sample`, from noise to ``x_0`` in data space.
+
+        Args:
+            cond: the condition groups ``[G, dim]`` (null, positives, negatives).
+            coef: their guidance weights ``[G]`` (:func:`guidance_coefficients`).
+            k: the number of seeds (rows).
+            seed: the first seed (:meth:`initial_noise`).
+            steps: denoising steps.
+            need_mean: also estimate ``E[x0 | conditions]`` at the first step (no mean head).
+
+        Returns:
+            ``(x [K, dim], mean [dim] or None)``: the final samples, not yet unscaled or
+            normalised, and the first step's guided x0 estimate averaged over the seeds.
+        """
+        cond_h, cond_e = self.model.condition(cond)
         mean: torch.Tensor | None = None
         # DDIM steps from precomputed numbers and touches no scheduler state; the others share
         # the scheduler object, one loop at a time.
@@ -256,13 +280,7 @@ class PriorPipeline:
                     x = torch.add(x * c_x, guided, alpha=c_out)
                 else:
                     x = sched.step(guided, t, x).prev_sample
-        samples = l2_normalize((x / self.config.scale).numpy())
-        if not return_mean:
-            return samples
-        if self.model.mean_net is not None:
-            return samples, self._head_mean(cond, a, b, w_neg, mean_guidance)[0]
-        assert mean is not None  # set at the first step (there is always at least one)
-        return samples, l2_normalize(mean[None].numpy())[0]
+        return x, mean
 
     @torch.inference_mode()
     def conditional_mean(self, positives: np.ndarray | None, negatives: np.ndarray | None = None,
@@ -365,28 +383,13 @@ class PriorPipeline:
         neg = self._conditions(negatives, "negatives")
         x0 = torch.from_numpy(np.asarray(candidates, np.float32).reshape(-1, self.dim))
         x0 = x0 * self.config.scale
-        n, d = x0.shape
+        n = len(x0)
         if n == 0:
             return np.zeros(0, np.float32)
         w_neg = self.default_negative_guidance if negative_guidance is None else float(
             negative_guidance)
-        total = self.config.num_train_timesteps
-        ts = torch.linspace(0.03 * total, 0.97 * total, timesteps).round().long()
-        ac = self._alphas_cumprod[ts].float()  # [m]
-        gen = torch.Generator().manual_seed(seed)
-        eps = torch.randn(timesteps, noises, 1, d, generator=gen)  # shared by all candidates
-        x_t = (ac.sqrt()[:, None, None, None] * x0[None, None]
-               + (1 - ac).sqrt()[:, None, None, None] * eps).reshape(timesteps, noises * n, d)
         cond = torch.cat([self.model.null_cond[None, :], pos, neg])  # [C, d]
-        c = len(cond)
-        cond_h, cond_e = self.model.condition(cond)
-        with _torch_threads(self.threads):
-            # Groups = (condition, timestep): [C * m, noises * n, d] in one forward pass.
-            out = self.model.denoise(x_t.repeat(c, 1, 1), ts.repeat(c).float(),
-                                     (cond_h.repeat_interleave(timesteps, 0),
-                                      cond_e.repeat_interleave(timesteps, 0)))
-        out = out.reshape(c, timesteps, noises * n, d)
-        x0_hat = self._x0_estimate(out, x_t[None], ac[None, :, None, None])
+        x0_hat = self._x0_estimates_on_a_grid(x0, cond, timesteps, noises, seed)
         u = x0_hat[0]
         coef = guidance_coefficients(_weights(None, len(pos), ""), _weights(None, len(neg), ""),
                                      1.0, w_neg)
@@ -395,6 +398,39 @@ class PriorPipeline:
         err_u = ((u - target) ** 2).sum(-1)
         err_g = ((guided - target) ** 2).sum(-1)
         return (err_u - err_g).reshape(timesteps * noises, n).mean(0).numpy().astype(np.float32)
+
+    def _x0_estimates_on_a_grid(self, x0: torch.Tensor, cond: torch.Tensor, timesteps: int,
+                                noises: int, seed: int) -> torch.Tensor:
+        """Noise candidates on the Monte Carlo grid of :meth:`log_ratio` and denoise them.
+
+        Args:
+            x0: candidates in data space ``[n, dim]`` (unit rows times ``config.scale``).
+            cond: the conditions ``[C, dim]`` (null first).
+            timesteps: ``m``, evenly spaced over the training schedule.
+            noises: noise draws per timestep, shared by every candidate.
+            seed: the generator seed of the noise draws.
+
+        Returns:
+            ``x0_hat [C, m, noises * n, dim]``: each condition's clean-sample estimate of the
+            noisy candidates (rows ordered noise-major, as ``x0.repeat(noises, 1)``).
+        """
+        n, d = x0.shape
+        total = self.config.num_train_timesteps
+        ts = torch.linspace(0.03 * total, 0.97 * total, timesteps).round().long()
+        ac = self._alphas_cumprod[ts].float()  # [m]
+        gen = torch.Generator().manual_seed(seed)
+        eps = torch.randn(timesteps, noises, 1, d, generator=gen)  # shared by all candidates
+        x_t = (ac.sqrt()[:, None, None, None] * x0[None, None]
+               + (1 - ac).sqrt()[:, None, None, None] * eps).reshape(timesteps, noises * n, d)
+        c = len(cond)
+        cond_h, cond_e = self.model.condition(cond)
+        with _torch_threads(self.threads):
+            # Groups = (condition, timestep): [C * m, noises * n, d] in one forward pass.
+            out = self.model.denoise(x_t.repeat(c, 1, 1), ts.repeat(c).float(),
+                                     (cond_h.repeat_interleave(timesteps, 0),
+                                      cond_e.repeat_interleave(timesteps, 0)))
+        out = out.reshape(c, timesteps, noises * n, d)
+        return self._x0_estimate(out, x_t[None], ac[None, :, None, None])
 
     def _x0_estimate(self, out: torch.Tensor, x: torch.Tensor, ac: torch.Tensor) -> torch.Tensor:
         """The clean-sample estimate behind model outputs at noisy inputs ``x`` (any prediction
