@@ -154,6 +154,41 @@ def validation_loss(model: PriorDenoiser, pairs: Pairs, seed: int = 123, repeats
     return total
 
 
+def _draw_batch(text: torch.Tensor, audio: torch.Tensor, g: torch.Generator, tc: TrainConfig,
+                num_train_timesteps: int
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One training batch: which pairs, their conditions, dropout, noise and timesteps.
+
+    Every random number of a step comes from ``g``, in a fixed order (pairs, audio-condition
+    choice, its jitter when any row uses it, dropout, noise, timesteps): changing the order
+    would change the weights ``train-prior`` reproduces.
+
+    Args:
+        text: unit caption embeddings ``[N, dim]``.
+        audio: unit audio embeddings ``[N, dim]``.
+        g: the training generator.
+        tc: the batch size and the conditioning shares.
+        num_train_timesteps: the range of ``t``.
+
+    Returns:
+        ``(audio [B, dim], cond [B, dim], drop bool [B], noise [B, dim], t int64 [B])``; a
+        share ``tc.audio_cond_prob`` of ``cond`` rows are jittered unit copies of the audio.
+    """
+    n, d = text.shape
+    idx = torch.randint(0, n, (min(tc.batch_size, n),), generator=g)
+    a = audio[idx]
+    cond = text[idx]
+    use_audio = torch.rand(len(idx), generator=g) < tc.audio_cond_prob
+    if use_audio.any():
+        jitter = torch.randn(a.shape, generator=g) * (tc.audio_cond_noise / math.sqrt(d))
+        noisy = nn.functional.normalize(a + jitter, dim=-1)
+        cond = torch.where(use_audio[:, None], noisy, cond)
+    drop = torch.rand(len(idx), generator=g) < tc.cond_dropout
+    noise = torch.randn(a.shape, generator=g)
+    t = torch.randint(0, num_train_timesteps, (len(idx),), generator=g)
+    return a, cond, drop, noise, t
+
+
 def train_prior(train: Pairs, val: Pairs | None = None, config: PriorConfig | None = None,
                 tc: TrainConfig | None = None, progress: Progress | None = None
                 ) -> tuple[PriorDenoiser, dict[str, Any]]:
@@ -182,22 +217,11 @@ def train_prior(train: Pairs, val: Pairs | None = None, config: PriorConfig | No
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     text = torch.from_numpy(np.ascontiguousarray(train.text, np.float32))
     audio = torch.from_numpy(np.ascontiguousarray(train.audio, np.float32))
-    n, d = text.shape
     best: tuple[float, dict[str, torch.Tensor] | None] = (math.inf, None)
     history: dict[str, Any] = {"loss": [], "val_loss": [], "best_step": 0}
     t0 = time.perf_counter()
     for step in range(tc.steps):
-        idx = torch.randint(0, n, (min(tc.batch_size, n),), generator=g)
-        a = audio[idx]
-        cond = text[idx]
-        use_audio = torch.rand(len(idx), generator=g) < tc.audio_cond_prob
-        if use_audio.any():
-            jitter = torch.randn(a.shape, generator=g) * (tc.audio_cond_noise / math.sqrt(d))
-            noisy = nn.functional.normalize(a + jitter, dim=-1)
-            cond = torch.where(use_audio[:, None], noisy, cond)
-        drop = torch.rand(len(idx), generator=g) < tc.cond_dropout
-        noise = torch.randn(a.shape, generator=g)
-        t = torch.randint(0, config.num_train_timesteps, (len(idx),), generator=g)
+        a, cond, drop, noise, t = _draw_batch(text, audio, g, tc, config.num_train_timesteps)
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, tc)
         loss = diffusion_loss(model, sched, a * config.scale, cond, drop, noise, t)
