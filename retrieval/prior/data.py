@@ -70,8 +70,13 @@ class EmbeddedCatalog:
 
 
 def concat_pairs(catalogs: Sequence[EmbeddedCatalog], split: str, captions_per_track: int = 4) -> Pairs:
-    """One split's pairs from several catalogs (e.g. the demo catalog and extra renders of its
-    training pieces), in order."""
+    """One split's pairs from several catalogs, in order.
+
+    E.g. the demo catalog and extra renders of its training pieces.
+
+    Raises:
+        RetrievalError: no catalogs.
+    """
     parts = [c.pairs(split, captions_per_track) for c in catalogs]
     if not parts:
         raise RetrievalError("no catalogs to take pairs from")
@@ -91,6 +96,7 @@ def load_rows(catalog_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def cache_path(cache_dir: str | Path, encoder_id: str) -> Path:
+    """The cache file of ``encoder_id``'s catalog embeddings, its id made safe as a file name."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in encoder_id.replace("@", "_"))
     return Path(cache_dir) / f"{safe}.npz"
 

@@ -115,9 +115,13 @@ def diffusion_loss(model: PriorDenoiser, sched: Any, x0: torch.Tensor, cond: tor
     """Mean squared error of the model's prediction at noise level ``t``.
 
     Args:
+        model: the denoiser.
+        sched: the training scheduler (:func:`~retrieval.prior.pipeline.training_scheduler`).
         x0: clean targets in data space ``[B, dim]`` (unit embeddings times ``config.scale``).
-        cond: unit conditions ``[B, dim]``; drop: bool ``[B]`` rows made unconditional.
-        noise: ``[B, dim]`` standard normal; t: int64 ``[B]`` training timesteps.
+        cond: unit conditions ``[B, dim]``.
+        drop: bool ``[B]``, rows made unconditional.
+        noise: ``[B, dim]`` standard normal.
+        t: int64 ``[B]`` training timesteps.
     """
     xt = sched.add_noise(x0, noise, t)
     pred = model(xt, t, cond, drop)
@@ -133,8 +137,11 @@ def mean_loss(model: PriorDenoiser, cond: torch.Tensor, audio: torch.Tensor) -> 
 @torch.no_grad()
 def validation_loss(model: PriorDenoiser, pairs: Pairs, seed: int = 123, repeats: int = 4,
                     mean_weight: float = 1.0) -> float:
-    """Conditional loss on fixed noise and timesteps (comparable across evaluations), plus the
-    mean head's weighted cosine loss when the prior has one."""
+    """Conditional loss on fixed noise and timesteps (comparable across evaluations).
+
+    Plus the mean head's cosine loss, weighted by ``mean_weight``, when the prior has one. The
+    noise comes from its own generator seeded ``seed``; ``repeats`` draws are averaged.
+    """
     sched = training_scheduler(model.config)
     g = torch.Generator().manual_seed(seed)
     x0 = torch.from_numpy(pairs.audio).float() * model.config.scale

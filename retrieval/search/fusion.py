@@ -41,6 +41,7 @@ def fuse(lists: Sequence[np.ndarray], weights: Sequence[float], rrf_k: float = 6
     Args:
         lists: ranked id arrays, best first (ranks start at 1).
         weights: one weight per list.
+        rrf_k: the RRF constant (small values trust the top ranks more).
 
     Returns:
         ``(ids [n], scores [n])`` over the union of the lists, best first (ties by first
@@ -69,7 +70,8 @@ def query_breadth(seeds: np.ndarray, query: np.ndarray | None, config: Generativ
 
     From the request's ``specificity`` (:meth:`PriorPipeline.conditional_mean`) when
     ``config.breadth`` asks for it and the prior has a mean head to give it, else from the
-    seeds' spread. One value per query, shared by the scores and the MMR lambda."""
+    seeds' spread. One value per query, shared by the scores and the MMR lambda.
+    """
     if query is None:
         return 1.0
     if config.breadth == "specificity" and specificity is not None:
@@ -173,8 +175,13 @@ def _fused_order(ids_l: list[np.ndarray], seeds: np.ndarray, query: np.ndarray |
 
     Args:
         ids_l: the neighbour lists of the query points (seeds, then the query, then the mean).
-        seeds, query, mean, vectors, config, likelihood: as in :func:`rank_candidates`.
+        seeds: unit prior samples ``[K, dim]``.
+        query: the plain query embedding ``[dim]`` (or None).
+        mean: the prior's conditional mean ``[dim]`` (or None).
+        vectors: see :data:`Vectors`.
+        config: the fusion settings.
         breadth: the query's breadth weight (:func:`query_breadth`).
+        likelihood: the ``likelihood`` fusion's scorer (see :func:`rank_candidates`).
 
     Returns:
         ``(ids [n], vecs [n, dim], scores [n])`` in fused order; float32 scores on the
