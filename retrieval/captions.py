@@ -20,12 +20,12 @@ TEMPO_BUCKETS = ("slow", "moderate", "fast")
 
 
 def tempo_bucket(bpm: float) -> str:
-    """slow below 80 heard beats per minute, fast from 120."""
+    """Slow below 80 heard beats per minute, fast from 120."""
     return "slow" if bpm < 80 else ("fast" if bpm >= 120 else "moderate")
 
 
 def meter_class(meter: str | None) -> str | None:
-    """duple (2/4, 4/4, 2/2...), triple (3/4, 3/8, 3/2) or compound (6/8, 9/8, 12/8, 6/4)."""
+    """Duple (2/4, 4/4, 2/2...), triple (3/4, 3/8, 3/2) or compound (6/8, 9/8, 12/8, 6/4)."""
     if not meter or "/" not in meter:
         return None
     num = int(meter.split("/")[0])
@@ -39,7 +39,7 @@ def meter_class(meter: str | None) -> str | None:
 
 
 def mode_family(mode: str | None) -> str | None:
-    """major or minor, the way a listener hears the third above the tonic."""
+    """Major or minor, the way a listener hears the third above the tonic."""
     if mode in ("major", "mixolydian", "lydian", "ionian"):
         return "major"
     if mode in ("minor", "dorian", "aeolian", "phrygian"):
@@ -73,8 +73,10 @@ _FAMILY_WORDS = {
 
 
 def _tradition(f: Mapping[str, Any]) -> str | None:
-    """An adjective for the style ("Irish", "German folk", "Baroque"), never doubled with the
-    tune type ("German folk folk song" reads badly)."""
+    """An adjective for the style ("Irish", "German folk", "Baroque"), or None.
+
+    Never doubled with the tune type: "German folk folk song" reads badly.
+    """
     trad = f.get("period") or f.get("region")
     if trad and f.get("tune_type") == "folk song" and trad.endswith(" folk"):
         trad = trad[: -len(" folk")]

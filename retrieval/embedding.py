@@ -25,8 +25,11 @@ from retrieval.errors import RetrievalError
 
 
 def vector_to_bytes(v: np.ndarray) -> bytes:
-    """float32 little-endian bytes, the storage format of ``Embedding.vector`` (read back by
-    :func:`index.vectors.load_embeddings`)."""
+    """Float32 little-endian bytes of ``v`` ``[dim]``: the storage format of ``Embedding.vector``.
+
+    Read back by :func:`index.vectors.load_embeddings`; the byte order is explicit, not the
+    machine's.
+    """
     return np.asarray(v, dtype="<f4").tobytes()
 
 
@@ -35,7 +38,14 @@ def embed_tracks(session: Session, tracks: Sequence[Track], encoder: Encoder, st
     """Decode ``tracks`` from the store at the encoder's rate, embed, add Embedding rows.
 
     Args:
+        session: the open catalog session the Embedding rows are added to (not committed here).
+        tracks: the tracks to embed, all in one batch.
+        encoder: the encoder whose id and dim the rows carry.
+        store: the audio store the tracks' files are read from.
         max_seconds: embed at most this much of each track (None: the whole track).
+
+    Raises:
+        RetrievalError: a track's file cannot be decoded.
 
     Returns:
         The number of embeddings added.

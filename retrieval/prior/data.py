@@ -70,8 +70,13 @@ class EmbeddedCatalog:
 
 
 def concat_pairs(catalogs: Sequence[EmbeddedCatalog], split: str, captions_per_track: int = 4) -> Pairs:
-    """One split's pairs from several catalogs (e.g. the demo catalog and extra renders of its
-    training pieces), in order."""
+    """One split's pairs from several catalogs, in order.
+
+    E.g. the demo catalog and extra renders of its training pieces.
+
+    Raises:
+        RetrievalError: no catalogs.
+    """
     parts = [c.pairs(split, captions_per_track) for c in catalogs]
     if not parts:
         raise RetrievalError("no catalogs to take pairs from")
@@ -91,6 +96,7 @@ def load_rows(catalog_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def cache_path(cache_dir: str | Path, encoder_id: str) -> Path:
+    """The cache file of ``encoder_id``'s catalog embeddings, its id made safe as a file name."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in encoder_id.replace("@", "_"))
     return Path(cache_dir) / f"{safe}.npz"
 
@@ -121,6 +127,60 @@ def _crop(duration_s: float | None, crop_s: float | None) -> dict[str, float]:
     return {"start_s": (duration_s - crop_s) / 2, "duration_s": crop_s}
 
 
+def _cached(path: Path, encoder_id: str, audio_fp: str, caption_fp: str
+            ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(audio, captions)`` from the cache file, each None unless its fingerprint matches.
+
+    The two parts are checked apart so that drawing more captions re-embeds only captions.
+    """
+    audio: np.ndarray | None = None
+    captions: np.ndarray | None = None
+    if path.is_file():
+        z = np.load(path)
+        if str(z["encoder_id"]) == encoder_id and "audio_fp" in z.files:
+            if str(z["audio_fp"]) == audio_fp:
+                audio = z["audio"]
+            if str(z["caption_fp"]) == caption_fp:
+                captions = z["captions"]
+    return audio, captions
+
+
+def _embed_audio(encoder: Encoder, root: Path, rows: Sequence[Mapping[str, Any]], batch_size: int,
+                 crop_s: float | None, stored: Mapping[str, np.ndarray] | None,
+                 progress: Callable[[int, int], None] | None) -> np.ndarray:
+    """Audio embeddings ``[len(rows), dim]``: stored vectors where given, else decoded files.
+
+    Args:
+        encoder: the encoder.
+        root: the catalog folder the rows' paths are relative to.
+        rows: the catalog rows.
+        batch_size: tracks decoded and embedded at a time.
+        crop_s: embed only the middle ``crop_s`` seconds (None: whole tracks).
+        stored: content hash -> whole-track embedding (None: decode every file).
+        progress: called as ``progress(done, total)`` over the decoded files.
+    """
+    from index.audio import decode
+
+    audio = np.zeros((len(rows), encoder.dim), np.float32)
+    todo = list(range(len(rows)))
+    if stored:
+        from index.store import hash_file
+
+        found = {i: stored.get(hash_file(root / r["path"])) for i, r in enumerate(rows)}
+        for i, v in found.items():
+            if v is not None:
+                audio[i] = v
+        todo = [i for i, v in found.items() if v is None]
+    for s in range(0, len(todo), batch_size):
+        chunk = todo[s:s + batch_size]
+        waves = [decode(root / rows[i]["path"], sample_rate=encoder.sample_rate,
+                        **_crop(rows[i].get("duration_s"), crop_s)) for i in chunk]
+        audio[chunk] = encoder.embed_audio(waves)
+        if progress is not None:
+            progress(s + len(chunk), len(todo))
+    return audio
+
+
 def embed_catalog(encoder: Encoder, catalog_dir: str | Path, cache_dir: str | Path, *,
                   batch_size: int = 16, crop_s: float | None = None, extra_captions: int = 0,
                   stored: Mapping[str, np.ndarray] | None = None,
@@ -140,8 +200,6 @@ def embed_catalog(encoder: Encoder, catalog_dir: str | Path, cache_dir: str | Pa
             encoder; rows found there are not decoded again. Ignored with ``crop_s``.
         progress: called as ``progress(done, total)`` after each audio batch.
     """
-    from index.audio import decode
-
     root = Path(catalog_dir)
     rows = load_rows(root)
     texts_per_row = [row_captions(r, extra_captions) for r in rows]
@@ -150,35 +208,12 @@ def embed_catalog(encoder: Encoder, catalog_dir: str | Path, cache_dir: str | Pa
     path = cache_path(cache_dir, encoder.id)
     owner = np.array([i for i, t in enumerate(texts_per_row) for _ in t], np.int64)
     rank = np.array([j for t in texts_per_row for j in range(len(t))], np.int64)
-    audio: np.ndarray | None = None
-    captions: np.ndarray | None = None
-    if path.is_file():
-        z = np.load(path)
-        if str(z["encoder_id"]) == encoder.id and "audio_fp" in z.files:
-            if str(z["audio_fp"]) == audio_fp:
-                audio = z["audio"]
-            if str(z["caption_fp"]) == caption_fp:
-                captions = z["captions"]
+    audio, captions = _cached(path, encoder.id, audio_fp, caption_fp)
     if audio is not None and captions is not None:
         return EmbeddedCatalog(rows, audio, captions, owner, rank, encoder.id)
     if audio is None:
-        audio = np.zeros((len(rows), encoder.dim), np.float32)
-        todo = list(range(len(rows)))
-        if stored and not crop_s:
-            from index.store import hash_file
-
-            found = {i: stored.get(hash_file(root / r["path"])) for i, r in enumerate(rows)}
-            for i, v in found.items():
-                if v is not None:
-                    audio[i] = v
-            todo = [i for i, v in found.items() if v is None]
-        for s in range(0, len(todo), batch_size):
-            chunk = todo[s:s + batch_size]
-            waves = [decode(root / rows[i]["path"], sample_rate=encoder.sample_rate,
-                            **_crop(rows[i].get("duration_s"), crop_s)) for i in chunk]
-            audio[chunk] = encoder.embed_audio(waves)
-            if progress is not None:
-                progress(s + len(chunk), len(todo))
+        audio = _embed_audio(encoder, root, rows, batch_size, crop_s,
+                             None if crop_s else stored, progress)
     if captions is None:
         texts = [c for t in texts_per_row for c in t]
         captions = encoder.embed_text(texts).astype(np.float32)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -80,7 +81,8 @@ class PriorConfig:
         """The factor between unit embeddings and the diffusion's data space."""
         return self.data_scale or math.sqrt(self.dim)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (the model card's ``config``, read back by ``PriorConfig(**d)``)."""
         return asdict(self)
 
 
@@ -115,11 +117,13 @@ class ResidualBlock(nn.Module):
         return h + self.mlp(self.norm(h) * (1 + scale) + shift)
 
     def modulated(self, h: torch.Tensor, gain: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-        """The block at sampling time, with its adaLN ``gain = 1 + scale`` and ``shift``
-        (broadcastable to ``h``) already computed. The MLP runs as two functional linear
+        """The block at sampling time, with its adaLN ``gain`` and ``shift`` already computed.
+
+        ``gain = 1 + scale`` and ``shift`` broadcast to ``h`` ``[G, K, width]``. The MLP runs as two functional linear
         calls: the block sees a handful of rows and the per-module dispatch (dropout included,
         which is the identity in eval mode) costs as much as the arithmetic. Same function as
-        :meth:`forward` in eval mode, to rounding."""
+        :meth:`forward` in eval mode, to rounding.
+        """
         x = torch.addcmul(shift, self.norm(h), gain)
         up, _, _, down = self.mlp  # Linear, SiLU, Dropout (identity at sampling time), Linear
         return h + nn.functional.linear(nn.functional.silu(nn.functional.linear(x, up.weight, up.bias)),
@@ -173,8 +177,10 @@ class PriorDenoiser(nn.Module):
         return self.denoise(x[:, None, :], t, self.condition(cond))[:, 0, :]
 
     def condition(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The condition's contributions ``([G, width], [G, width])``: to the input and to
-        the block embedding. Computed once per query, not once per denoising step."""
+        """The condition's contributions ``([G, width], [G, width])``: to the input and to the block embedding.
+
+        ``cond``: unit conditions ``[G, dim]``. Computed once per query, not once per denoising step.
+        """
         return self.cond_in(cond), self.cond_mlp(cond)
 
     def denoise(self, x: torch.Tensor, t: torch.Tensor,
@@ -200,8 +206,7 @@ class PriorDenoiser(nn.Module):
 
     def schedule_modulations(self, timesteps: torch.Tensor, cond_e: torch.Tensor
                              ) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
-        """Every block's adaLN ``(gain, shift)`` ``[G, 1, width]`` for each sampling step
-        (``gain = 1 + scale``).
+        """Every block's adaLN ``(gain, shift)`` ``[G, 1, width]`` for each sampling step (``gain = 1 + scale``).
 
         Why: at sampling time the timesteps are known before the loop and the conditions do
         not change, so the time MLP and the blocks' modulation layers (5 of the 13 matrix
@@ -264,6 +269,7 @@ class PriorDenoiser(nn.Module):
         return self.mean_net(cond)
 
     def num_parameters(self) -> int:
+        """The number of weights (reported on the model card)."""
         return sum(p.numel() for p in self.parameters())
 
 
@@ -285,6 +291,7 @@ class RegressionMLP(nn.Module):
         self.out = nn.Linear(width, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Unit predicted audio embeddings ``[B, dim]`` from conditions ``x`` ``[B, dim]``."""
         h = self.inp(x)
         for b in self.blocks:
             h = h + b(h)

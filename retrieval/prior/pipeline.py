@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,6 +34,9 @@ import torch
 from retrieval.encoders.base import l2_normalize
 from retrieval.errors import RetrievalError, WeightsNotFoundError
 from retrieval.prior.model import PriorConfig, PriorDenoiser
+
+if TYPE_CHECKING:
+    from diffusers import DDPMScheduler, SchedulerMixin
 
 #: Sampling schedulers (all deterministic given the initial noise).
 SCHEDULERS: dict[str, str] = {
@@ -53,8 +56,12 @@ _OVERRIDES: dict[str, dict[str, Any]] = {
 _AFFINE_SCHEDULERS = frozenset({"ddim"})
 
 
-def training_scheduler(config: PriorConfig):  # noqa: ANN201 - diffusers.DDPMScheduler
-    """The DDPM scheduler the prior is trained with (its config seeds every sampler)."""
+def training_scheduler(config: PriorConfig) -> DDPMScheduler:
+    """The DDPM scheduler the prior is trained with (its config seeds every sampler).
+
+    Args:
+        config: the prior's noise schedule (timesteps, beta schedule, prediction type).
+    """
     from diffusers import DDPMScheduler
 
     return DDPMScheduler(num_train_timesteps=config.num_train_timesteps,
@@ -62,12 +69,16 @@ def training_scheduler(config: PriorConfig):  # noqa: ANN201 - diffusers.DDPMSch
                          prediction_type=config.prediction_type, clip_sample=False)
 
 
-def make_scheduler(name: str, config: PriorConfig):  # noqa: ANN201 - a diffusers scheduler
+def make_scheduler(name: str, config: PriorConfig) -> SchedulerMixin:
     """A sampling scheduler by name, on the training noise schedule.
 
     ``timestep_spacing="trailing"`` starts sampling at the last training timestep (pure noise):
     with 10-25 steps the default "leading" spacing would start from a partly clean sample
     that the network never saw at that noise level.
+
+    Args:
+        name: a key of :data:`SCHEDULERS`.
+        config: the prior's config (its training noise schedule).
 
     Raises:
         RetrievalError: an unknown scheduler name.
@@ -116,10 +127,12 @@ class PriorPipeline:
 
     @property
     def encoder_id(self) -> str | None:
+        """The encoder whose joint space the prior was trained in (from the card; None if unknown)."""
         return self.card.get("encoder_id")
 
     @property
     def dim(self) -> int:
+        """The embedding dimension the prior samples."""
         return self.config.dim
 
     @classmethod
@@ -151,8 +164,9 @@ class PriorPipeline:
             self.scheduler_name = name
 
     def _affine_plan(self, steps: int) -> tuple[torch.Tensor, list[tuple[float, float]]]:
-        """The timesteps and, per step, ``(c_out, c_x)`` with ``step(out, x) = c_out * out +
-        c_x * x``, for a scheduler in :data:`_AFFINE_SCHEDULERS`.
+        """The timesteps and, per step, ``(c_out, c_x)`` with ``step(out, x) = c_out * out + c_x * x``.
+
+        For a scheduler in :data:`_AFFINE_SCHEDULERS` only.
 
         Why: DDIM with eta 0 (no clipping, no thresholding) is stateless and affine in the
         model output and the sample, so its update is two numbers per step. They are read
@@ -202,8 +216,9 @@ class PriorPipeline:
             seed: seed ``i`` of this call uses the generator ``seed + i``.
             guidance: w, the positive guidance scale (1 = plain conditional sampling).
             negative_guidance: w_neg, the negative guidance scale.
-            positive_weights / negative_weights: relative weight of each condition (normalised
-                to sum to 1 within the group; equal by default).
+            positive_weights: relative weight of each positive (normalised to sum to 1;
+                equal by default).
+            negative_weights: relative weight of each negative (likewise).
             num_inference_steps: denoising steps (default: the pipeline's).
             return_mean: also return the prior's *conditional mean* (unit ``[dim]``). With a
                 mean head (:attr:`PriorConfig.mean_head`) it is
@@ -215,6 +230,7 @@ class PriorPipeline:
                 query; mean head only). Without a head: the guided x0 estimate at the first step, where
                 ``x_T`` is pure noise and tells the network almost nothing, so the estimate is
                 ``E[x0 | conditions]`` (averaged over the K seeds).
+            mean_guidance: the scale of the positives' term in the mean head's mean (above).
 
         Returns:
             float32 ``[K, dim]``, unit rows; with ``return_mean``, ``(samples, mean [dim])``.
@@ -225,11 +241,35 @@ class PriorPipeline:
         # Condition groups: [null, pos_1..P, neg_1..N]; the K seeds share each.
         cond, a, b, w_neg = self._condition_groups(positives, negatives, positive_weights,
                                                    negative_weights, negative_guidance)
-        k = num_samples
         coef = guidance_coefficients(a, b, w, w_neg)  # [G], sums to 1
-        cond_h, cond_e = self.model.condition(cond)
         steps = num_inference_steps or self.num_inference_steps
         need_mean = return_mean and self.model.mean_net is None
+        x, mean = self._denoise(cond, coef, num_samples, seed, steps, need_mean)
+        samples = l2_normalize((x / self.config.scale).numpy())
+        if not return_mean:
+            return samples
+        if self.model.mean_net is not None:
+            return samples, self._head_mean(cond, a, b, w_neg, mean_guidance)[0]
+        assert mean is not None  # set at the first step (there is always at least one)
+        return samples, l2_normalize(mean[None].numpy())[0]
+
+    def _denoise(self, cond: torch.Tensor, coef: torch.Tensor, k: int, seed: int, steps: int,
+                 need_mean: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The guided denoising loop of :meth:`sample`, from noise to ``x_0`` in data space.
+
+        Args:
+            cond: the condition groups ``[G, dim]`` (null, positives, negatives).
+            coef: their guidance weights ``[G]`` (:func:`guidance_coefficients`).
+            k: the number of seeds (rows).
+            seed: the first seed (:meth:`initial_noise`).
+            steps: denoising steps.
+            need_mean: also estimate ``E[x0 | conditions]`` at the first step (no mean head).
+
+        Returns:
+            ``(x [K, dim], mean [dim] or None)``: the final samples, not yet unscaled or
+            normalised, and the first step's guided x0 estimate averaged over the seeds.
+        """
+        cond_h, cond_e = self.model.condition(cond)
         mean: torch.Tensor | None = None
         # DDIM steps from precomputed numbers and touches no scheduler state; the others share
         # the scheduler object, one loop at a time.
@@ -256,13 +296,7 @@ class PriorPipeline:
                     x = torch.add(x * c_x, guided, alpha=c_out)
                 else:
                     x = sched.step(guided, t, x).prev_sample
-        samples = l2_normalize((x / self.config.scale).numpy())
-        if not return_mean:
-            return samples
-        if self.model.mean_net is not None:
-            return samples, self._head_mean(cond, a, b, w_neg, mean_guidance)[0]
-        assert mean is not None  # set at the first step (there is always at least one)
-        return samples, l2_normalize(mean[None].numpy())[0]
+        return x, mean
 
     @torch.inference_mode()
     def conditional_mean(self, positives: np.ndarray | None, negatives: np.ndarray | None = None,
@@ -270,8 +304,9 @@ class PriorPipeline:
                          positive_weights: Sequence[float] | None = None,
                          negative_weights: Sequence[float] | None = None,
                          mean_guidance: float = 1.0) -> tuple[np.ndarray, float]:
-        """The mean head's conditional mean (as :meth:`sample` returns it) and the request's
-        *specificity*, from one pass of the head.
+        """The mean head's conditional mean (as :meth:`sample` returns it) and the request's *specificity*.
+
+        Both come from one pass of the head.
 
         ``specificity = 1 - cos(m, mu_u)`` with ``m = mu_u + sum_i a_i (mu(pos_i) - mu_u)``:
         how far the positives move the conditional mean away from the unconditional one. A
@@ -349,8 +384,11 @@ class PriorPipeline:
 
         Args:
             candidates: unit audio embeddings ``[n, dim]``.
-            positives / negatives: unit conditions ``[P, dim]`` / ``[N, dim]`` (P >= 1).
-            timesteps / noises: the Monte Carlo grid (more: lower variance, slower).
+            positives: unit conditions ``[P, dim]`` (P >= 1).
+            negatives: unit conditions ``[N, dim]`` to score against (or None).
+            negative_guidance: w_neg (default: the card's).
+            timesteps: timesteps of the Monte Carlo grid (more: lower variance, slower).
+            noises: noise draws per timestep.
             seed: the noise draw (deterministic for a seed).
 
         Returns:
@@ -365,28 +403,13 @@ class PriorPipeline:
         neg = self._conditions(negatives, "negatives")
         x0 = torch.from_numpy(np.asarray(candidates, np.float32).reshape(-1, self.dim))
         x0 = x0 * self.config.scale
-        n, d = x0.shape
+        n = len(x0)
         if n == 0:
             return np.zeros(0, np.float32)
         w_neg = self.default_negative_guidance if negative_guidance is None else float(
             negative_guidance)
-        total = self.config.num_train_timesteps
-        ts = torch.linspace(0.03 * total, 0.97 * total, timesteps).round().long()
-        ac = self._alphas_cumprod[ts].float()  # [m]
-        gen = torch.Generator().manual_seed(seed)
-        eps = torch.randn(timesteps, noises, 1, d, generator=gen)  # shared by all candidates
-        x_t = (ac.sqrt()[:, None, None, None] * x0[None, None]
-               + (1 - ac).sqrt()[:, None, None, None] * eps).reshape(timesteps, noises * n, d)
         cond = torch.cat([self.model.null_cond[None, :], pos, neg])  # [C, d]
-        c = len(cond)
-        cond_h, cond_e = self.model.condition(cond)
-        with _torch_threads(self.threads):
-            # Groups = (condition, timestep): [C * m, noises * n, d] in one forward pass.
-            out = self.model.denoise(x_t.repeat(c, 1, 1), ts.repeat(c).float(),
-                                     (cond_h.repeat_interleave(timesteps, 0),
-                                      cond_e.repeat_interleave(timesteps, 0)))
-        out = out.reshape(c, timesteps, noises * n, d)
-        x0_hat = self._x0_estimate(out, x_t[None], ac[None, :, None, None])
+        x0_hat = self._x0_estimates_on_a_grid(x0, cond, timesteps, noises, seed)
         u = x0_hat[0]
         coef = guidance_coefficients(_weights(None, len(pos), ""), _weights(None, len(neg), ""),
                                      1.0, w_neg)
@@ -396,9 +419,44 @@ class PriorPipeline:
         err_g = ((guided - target) ** 2).sum(-1)
         return (err_u - err_g).reshape(timesteps * noises, n).mean(0).numpy().astype(np.float32)
 
+    def _x0_estimates_on_a_grid(self, x0: torch.Tensor, cond: torch.Tensor, timesteps: int,
+                                noises: int, seed: int) -> torch.Tensor:
+        """Noise candidates on the Monte Carlo grid of :meth:`log_ratio` and denoise them.
+
+        Args:
+            x0: candidates in data space ``[n, dim]`` (unit rows times ``config.scale``).
+            cond: the conditions ``[C, dim]`` (null first).
+            timesteps: ``m``, evenly spaced over the training schedule.
+            noises: noise draws per timestep, shared by every candidate.
+            seed: the generator seed of the noise draws.
+
+        Returns:
+            ``x0_hat [C, m, noises * n, dim]``: each condition's clean-sample estimate of the
+            noisy candidates (rows ordered noise-major, as ``x0.repeat(noises, 1)``).
+        """
+        n, d = x0.shape
+        total = self.config.num_train_timesteps
+        ts = torch.linspace(0.03 * total, 0.97 * total, timesteps).round().long()
+        ac = self._alphas_cumprod[ts].float()  # [m]
+        gen = torch.Generator().manual_seed(seed)
+        eps = torch.randn(timesteps, noises, 1, d, generator=gen)  # shared by all candidates
+        x_t = (ac.sqrt()[:, None, None, None] * x0[None, None]
+               + (1 - ac).sqrt()[:, None, None, None] * eps).reshape(timesteps, noises * n, d)
+        c = len(cond)
+        cond_h, cond_e = self.model.condition(cond)
+        with _torch_threads(self.threads):
+            # Groups = (condition, timestep): [C * m, noises * n, d] in one forward pass.
+            out = self.model.denoise(x_t.repeat(c, 1, 1), ts.repeat(c).float(),
+                                     (cond_h.repeat_interleave(timesteps, 0),
+                                      cond_e.repeat_interleave(timesteps, 0)))
+        out = out.reshape(c, timesteps, noises * n, d)
+        return self._x0_estimate(out, x_t[None], ac[None, :, None, None])
+
     def _x0_estimate(self, out: torch.Tensor, x: torch.Tensor, ac: torch.Tensor) -> torch.Tensor:
-        """The clean-sample estimate behind model outputs at noisy inputs ``x`` (any prediction
-        type); ``ac``: the cumulative alpha of their timestep(s), broadcastable to ``out``."""
+        """The clean-sample estimate behind model outputs at noisy inputs ``x``, for any prediction type.
+
+        ``ac``: the cumulative alpha of their timestep(s), broadcastable to ``out``.
+        """
         kind = self.config.prediction_type
         if kind == "sample":
             return out
@@ -432,8 +490,9 @@ def _torch_threads(n: int | None) -> Iterator[None]:
 
 def guidance_coefficients(a: torch.Tensor, b: torch.Tensor, w: float, w_neg: float
                           ) -> torch.Tensor:
-    """Weights ``[1 + P + N]`` over the condition groups (null, positives, negatives) such
-    that ``coef @ out = u + w sum_i a_i (pos_i - u) - w_neg sum_j b_j (neg_j - u)``.
+    """Weights ``[1 + P + N]`` over the condition groups (null, positives, negatives).
+
+    Such that ``coef @ out = u + w sum_i a_i (pos_i - u) - w_neg sum_j b_j (neg_j - u)``.
 
     They sum to 1 (``a`` and ``b`` each sum to 1 or are empty), so the combination may be
     taken before an affine layer as well as after it (:meth:`PriorDenoiser.denoise_modulated`).

@@ -115,9 +115,13 @@ def diffusion_loss(model: PriorDenoiser, sched: Any, x0: torch.Tensor, cond: tor
     """Mean squared error of the model's prediction at noise level ``t``.
 
     Args:
+        model: the denoiser.
+        sched: the training scheduler (:func:`~retrieval.prior.pipeline.training_scheduler`).
         x0: clean targets in data space ``[B, dim]`` (unit embeddings times ``config.scale``).
-        cond: unit conditions ``[B, dim]``; drop: bool ``[B]`` rows made unconditional.
-        noise: ``[B, dim]`` standard normal; t: int64 ``[B]`` training timesteps.
+        cond: unit conditions ``[B, dim]``.
+        drop: bool ``[B]``, rows made unconditional.
+        noise: ``[B, dim]`` standard normal.
+        t: int64 ``[B]`` training timesteps.
     """
     xt = sched.add_noise(x0, noise, t)
     pred = model(xt, t, cond, drop)
@@ -133,8 +137,11 @@ def mean_loss(model: PriorDenoiser, cond: torch.Tensor, audio: torch.Tensor) -> 
 @torch.no_grad()
 def validation_loss(model: PriorDenoiser, pairs: Pairs, seed: int = 123, repeats: int = 4,
                     mean_weight: float = 1.0) -> float:
-    """Conditional loss on fixed noise and timesteps (comparable across evaluations), plus the
-    mean head's weighted cosine loss when the prior has one."""
+    """Conditional loss on fixed noise and timesteps (comparable across evaluations).
+
+    Plus the mean head's cosine loss, weighted by ``mean_weight``, when the prior has one. The
+    noise comes from its own generator seeded ``seed``; ``repeats`` draws are averaged.
+    """
     sched = training_scheduler(model.config)
     g = torch.Generator().manual_seed(seed)
     x0 = torch.from_numpy(pairs.audio).float() * model.config.scale
@@ -152,6 +159,41 @@ def validation_loss(model: PriorDenoiser, pairs: Pairs, seed: int = 123, repeats
         total += mean_weight * float(mean_loss(model, cond, torch.from_numpy(pairs.audio).float()))
     model.train(was_training)
     return total
+
+
+def _draw_batch(text: torch.Tensor, audio: torch.Tensor, g: torch.Generator, tc: TrainConfig,
+                num_train_timesteps: int
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One training batch: which pairs, their conditions, dropout, noise and timesteps.
+
+    Every random number of a step comes from ``g``, in a fixed order (pairs, audio-condition
+    choice, its jitter when any row uses it, dropout, noise, timesteps): changing the order
+    would change the weights ``train-prior`` reproduces.
+
+    Args:
+        text: unit caption embeddings ``[N, dim]``.
+        audio: unit audio embeddings ``[N, dim]``.
+        g: the training generator.
+        tc: the batch size and the conditioning shares.
+        num_train_timesteps: the range of ``t``.
+
+    Returns:
+        ``(audio [B, dim], cond [B, dim], drop bool [B], noise [B, dim], t int64 [B])``; a
+        share ``tc.audio_cond_prob`` of ``cond`` rows are jittered unit copies of the audio.
+    """
+    n, d = text.shape
+    idx = torch.randint(0, n, (min(tc.batch_size, n),), generator=g)
+    a = audio[idx]
+    cond = text[idx]
+    use_audio = torch.rand(len(idx), generator=g) < tc.audio_cond_prob
+    if use_audio.any():
+        jitter = torch.randn(a.shape, generator=g) * (tc.audio_cond_noise / math.sqrt(d))
+        noisy = nn.functional.normalize(a + jitter, dim=-1)
+        cond = torch.where(use_audio[:, None], noisy, cond)
+    drop = torch.rand(len(idx), generator=g) < tc.cond_dropout
+    noise = torch.randn(a.shape, generator=g)
+    t = torch.randint(0, num_train_timesteps, (len(idx),), generator=g)
+    return a, cond, drop, noise, t
 
 
 def train_prior(train: Pairs, val: Pairs | None = None, config: PriorConfig | None = None,
@@ -182,22 +224,11 @@ def train_prior(train: Pairs, val: Pairs | None = None, config: PriorConfig | No
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     text = torch.from_numpy(np.ascontiguousarray(train.text, np.float32))
     audio = torch.from_numpy(np.ascontiguousarray(train.audio, np.float32))
-    n, d = text.shape
     best: tuple[float, dict[str, torch.Tensor] | None] = (math.inf, None)
     history: dict[str, Any] = {"loss": [], "val_loss": [], "best_step": 0}
     t0 = time.perf_counter()
     for step in range(tc.steps):
-        idx = torch.randint(0, n, (min(tc.batch_size, n),), generator=g)
-        a = audio[idx]
-        cond = text[idx]
-        use_audio = torch.rand(len(idx), generator=g) < tc.audio_cond_prob
-        if use_audio.any():
-            jitter = torch.randn(a.shape, generator=g) * (tc.audio_cond_noise / math.sqrt(d))
-            noisy = nn.functional.normalize(a + jitter, dim=-1)
-            cond = torch.where(use_audio[:, None], noisy, cond)
-        drop = torch.rand(len(idx), generator=g) < tc.cond_dropout
-        noise = torch.randn(a.shape, generator=g)
-        t = torch.randint(0, config.num_train_timesteps, (len(idx),), generator=g)
+        a, cond, drop, noise, t = _draw_batch(text, audio, g, tc, config.num_train_timesteps)
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, tc)
         loss = diffusion_loss(model, sched, a * config.scale, cond, drop, noise, t)

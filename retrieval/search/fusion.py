@@ -41,6 +41,7 @@ def fuse(lists: Sequence[np.ndarray], weights: Sequence[float], rrf_k: float = 6
     Args:
         lists: ranked id arrays, best first (ranks start at 1).
         weights: one weight per list.
+        rrf_k: the RRF constant (small values trust the top ranks more).
 
     Returns:
         ``(ids [n], scores [n])`` over the union of the lists, best first (ties by first
@@ -69,7 +70,8 @@ def query_breadth(seeds: np.ndarray, query: np.ndarray | None, config: Generativ
 
     From the request's ``specificity`` (:meth:`PriorPipeline.conditional_mean`) when
     ``config.breadth`` asks for it and the prior has a mean head to give it, else from the
-    seeds' spread. One value per query, shared by the scores and the MMR lambda."""
+    seeds' spread. One value per query, shared by the scores and the MMR lambda.
+    """
     if query is None:
         return 1.0
     if config.breadth == "specificity" and specificity is not None:
@@ -158,42 +160,87 @@ def rank_candidates(seeds: np.ndarray, query: np.ndarray | None, neighbours: Nei
     ids_l, _ = neighbours(queries.astype(np.float32), n)
     if not any(len(x) for x in ids_l):  # nothing passes the filters, or the catalog is empty
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    k = len(seeds)
     a = query_breadth(seeds, query, config, specificity)
-    if config.fusion in ("adaptive", "likelihood"):
-        ids = np.unique(np.concatenate([np.asarray(x, np.int64) for x in ids_l]))
-        vecs = vectors(ids) if len(ids) else np.zeros((0, seeds.shape[1]), np.float32)
-        if config.fusion == "adaptive":
-            s = adaptive_scores(vecs, seeds, query, mean, config, a)
-        elif likelihood is None:
-            raise RetrievalError("likelihood fusion needs the prior's likelihood scorer")
-        else:
-            s = likelihood(vecs).astype(np.float32)
-        order = np.argsort(-s, kind="stable")
-        ids, vecs, scores = ids[order], vecs[order], s[order]
-    elif config.fusion == "rrf":
+    ids, vecs, scores = _fused_order(ids_l, seeds, query, mean, vectors, config, a, likelihood)
+    if len(ids) == 0:
+        return ids, scores
+    return _diversified_page(ids, vecs, scores, need, config, query, a)
+
+
+def _fused_order(ids_l: list[np.ndarray], seeds: np.ndarray, query: np.ndarray | None,
+                 mean: np.ndarray | None, vectors: Vectors, config: GenerativeConfig,
+                 breadth: float, likelihood: Callable[[np.ndarray], np.ndarray] | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The candidate pool ranked by ``config.fusion``, best first.
+
+    Args:
+        ids_l: the neighbour lists of the query points (seeds, then the query, then the mean).
+        seeds: unit prior samples ``[K, dim]``.
+        query: the plain query embedding ``[dim]`` (or None).
+        mean: the prior's conditional mean ``[dim]`` (or None).
+        vectors: see :data:`Vectors`.
+        config: the fusion settings.
+        breadth: the query's breadth weight (:func:`query_breadth`).
+        likelihood: the ``likelihood`` fusion's scorer (see :func:`rank_candidates`).
+
+    Returns:
+        ``(ids [n], vecs [n, dim], scores [n])`` in fused order; float32 scores on the
+        fusion's own scale.
+
+    Raises:
+        RetrievalError: ``likelihood`` fusion without a ``likelihood`` scorer.
+    """
+    k = len(seeds)
+    if config.fusion == "rrf":
         weights = [1.0] * k + ([config.query_weight] if query is not None else [])
         ids, scores = fuse(ids_l, weights, config.rrf_k)
         vecs = vectors(ids) if len(ids) else np.zeros((0, seeds.shape[1]), np.float32)
+        return ids, vecs, scores
+    ids = np.unique(np.concatenate([np.asarray(x, np.int64) for x in ids_l]))
+    vecs = vectors(ids) if len(ids) else np.zeros((0, seeds.shape[1]), np.float32)
+    if config.fusion == "adaptive":
+        s = adaptive_scores(vecs, seeds, query, mean, config, breadth)
+    elif config.fusion == "likelihood":
+        if likelihood is None:
+            raise RetrievalError("likelihood fusion needs the prior's likelihood scorer")
+        s = likelihood(vecs).astype(np.float32)
     else:
-        ids = np.unique(np.concatenate([np.asarray(x, np.int64) for x in ids_l]))
-        vecs = vectors(ids) if len(ids) else np.zeros((0, seeds.shape[1]), np.float32)
         sims = vecs @ seeds.T
         s = sims.mean(1) if config.fusion == "mean_sim" else sims.max(1)
         if query is not None and config.query_weight:
             s = (k * s + config.query_weight * (vecs @ query)) / (k + config.query_weight)
-        order = np.argsort(-s, kind="stable")
-        ids, vecs, scores = ids[order], vecs[order], s[order].astype(np.float32)
-    if len(ids) == 0:
-        return ids, scores
+    order = np.argsort(-s, kind="stable")
+    return ids[order], vecs[order], s[order].astype(np.float32)
+
+
+def _diversified_page(ids: np.ndarray, vecs: np.ndarray, scores: np.ndarray, need: int,
+                      config: GenerativeConfig, query: np.ndarray | None, breadth: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``need`` of a non-empty fused order, diversified by MMR.
+
+    Scores are rescaled to 0..1 (best candidate = 1) whatever the fusion's own scale, so the
+    MMR trade-off and the caller see one scale. A broad query (``breadth`` near 1) moves the
+    MMR lambda toward ``config.mmr_lambda_broad``.
+
+    Args:
+        ids: candidate ids ``[n]`` in fused order (n >= 1).
+        vecs: their unit vectors ``[n, dim]``.
+        scores: their fused scores ``[n]``.
+        need: how many to return.
+        config: the MMR settings.
+        query: the plain query (None: no breadth adjustment of lambda).
+        breadth: the query's breadth weight.
+
+    Returns:
+        ``(ids [<=need], scores [<=need])``.
+    """
     lo, hi = float(scores.min()), float(scores.max())
     rel = (scores - lo) / (hi - lo) if hi > lo else np.ones_like(scores)
     lam = config.mmr_lambda
     if lam is not None and config.mmr_lambda_broad is not None and query is not None:
-        lam = lam + (config.mmr_lambda_broad - lam) * a
+        lam = lam + (config.mmr_lambda_broad - lam) * breadth
     if lam is None:
         pos = np.arange(min(need, len(ids)))
     else:
         pos = mmr(rel, vecs, need, lam, config.mmr_window)
-    # Scores on 0..1 (best candidate = 1) whatever the fusion's own scale.
     return ids[pos], rel[pos].astype(np.float32)

@@ -73,12 +73,15 @@ def steer_query(query: np.ndarray, negatives: np.ndarray | None, weight: float) 
 
 def sample_seeds(prior: PriorPipeline, positives: np.ndarray, negatives: np.ndarray | None,
                  config: GenerativeConfig) -> tuple[np.ndarray, np.ndarray, float | None]:
-    """K unit seeds ``[K, dim]``, the conditional mean ``[dim]`` and the request's specificity
-    (None for a prior without a mean head) for conditions ``[P, dim]`` / ``[N, dim]``.
+    """K unit seeds ``[K, dim]``, the conditional mean ``[dim]`` and the request's specificity.
+
+    For conditions ``[P, dim]`` / ``[N, dim]``; the specificity is None for a prior without a
+    mean head.
 
     With a mean head, the mean and the specificity come from one pass of the head
     (:meth:`PriorPipeline.conditional_mean`); without one, the mean is the sampler's first-step
-    estimate."""
+    estimate.
+    """
     sample = {"num_samples": config.seeds, "seed": config.seed, "guidance": config.guidance,
               "negative_guidance": config.negative_guidance,
               "num_inference_steps": config.steps}
@@ -98,10 +101,13 @@ def generative_rank(prior: PriorPipeline, positives: np.ndarray, negatives: np.n
     """Conditions -> prior seeds and mean -> the ranked candidates (service and evaluation).
 
     Args:
+        prior: the pipeline the seeds are sampled from.
         positives: unit condition embeddings ``[P, dim]`` (texts, example tracks).
         negatives: unit embeddings ``[N, dim]`` to steer away from (or None).
-        neighbours / vectors: the backend (:func:`service_backend` or :func:`matrix_backend`).
+        neighbours: the backend's neighbour search (:func:`service_backend` or :func:`matrix_backend`).
+        vectors: the same backend's vector lookup.
         need: ids wanted (offset + k of the page).
+        config: sampling, fusion and diversity settings.
 
     Returns:
         ``(ids [<=need], scores [<=need], seeds [K, dim])``.

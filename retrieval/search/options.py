@@ -58,6 +58,8 @@ class SearchOptions:
 
 @dataclass(frozen=True)
 class Hit:
+    """One ranked track of a result: its id and its score (higher is better, on the method's scale)."""
+
     track_id: int
     score: float
 

@@ -32,8 +32,10 @@ class CandidatePlanner:
 
     def candidates(self, vector: np.ndarray, o: SearchOptions, need: int
                    ) -> tuple[np.ndarray, np.ndarray, str]:
-        """Up to ``need`` best (ids, scores) passing filters and exclusions, best first, and
-        the strategy that found them (``ann``, ``ann-grown`` or ``exact-subset``)."""
+        """Up to ``need`` best (ids, scores) passing filters and exclusions, and the strategy used.
+
+        Best first; the strategy is ``ann``, ``ann-grown`` or ``exact-subset``.
+        """
         q = vector[None, :]
         n_total = max(self.index.count, 1)
         excluded = np.fromiter(o.exclude_ids, np.int64, len(o.exclude_ids))
@@ -58,8 +60,10 @@ class CandidatePlanner:
 
     def _grown(self, q: np.ndarray, allowed: np.ndarray | None, excluded: np.ndarray,
                need: int, n_total: int) -> tuple[np.ndarray, np.ndarray, str]:
-        """ANN search over-fetched for the filter's selectivity, grown x4 until it fills the
-        page; exact when growing further would scan a large part of the index."""
+        """ANN search over-fetched for the filter's selectivity, grown x4 until it fills the page.
+
+        Exact instead when growing further would scan a large part of the index.
+        """
         how = "ann"
         frac = 1.0 if allowed is None else len(allowed) / n_total
         kk = math.ceil((need + len(excluded)) / frac * (self.config.overfetch if

@@ -78,8 +78,10 @@ class SearchService:
     # ------------------------------------------------------------------ query modes
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit text embeddings ``[n, dim]`` through an LRU cache (an encoder is deterministic:
-        its id names its exact weights)."""
+        """Unit text embeddings ``[n, dim]`` through an LRU cache.
+
+        Safe because an encoder is deterministic: its id names its exact weights.
+        """
         out: list[np.ndarray | None] = []
         with self._text_lock:
             for t in texts:
@@ -153,8 +155,11 @@ class SearchService:
 
     def _best_score(self, pos: np.ndarray, neg: np.ndarray | None, options: SearchOptions
                     ) -> SearchResult:
-        """Recommend's ``best_score``: the union of every positive's neighbours, each scored
-        by its best positive similarity, or minus its best negative one when that is closer."""
+        """Recommend's ``best_score``: the union of every positive's neighbours, each by its best match.
+
+        A candidate scores its best positive similarity, or minus its best negative one when
+        that is closer.
+        """
         need = self._pool_size(options)
         cand: dict[int, float] = {}
         planner = self.planner
@@ -208,8 +213,9 @@ class SearchService:
         return self._page(ids, scores, options, how)
 
     def validate(self, o: SearchOptions) -> None:
-        """Raise InvalidQueryError for options outside the config's limits (the same limits for
-        plain and generative search).
+        """Raise InvalidQueryError for options outside the config's limits.
+
+        The same limits hold for plain and generative search.
 
         An empty range (``tempo_min`` above ``tempo_max``) is not an error: it is a filter that
         no track passes, answered with an empty page, as the API's schema promises (a schema

@@ -103,9 +103,11 @@ class TrackTable:
         return track_id in self._rows
 
     def get(self, track_id: int) -> Any | None:
+        """The :data:`TrackMeta` of a track, or None if the table does not hold it."""
         return self._rows.get(track_id)
 
     def upsert(self, meta: Any) -> None:
+        """Add or replace a track's :data:`TrackMeta` (its old values leave the inverted lists)."""
         with self._lock:
             self.remove(meta.id)
             self._rows[meta.id] = meta
@@ -115,6 +117,7 @@ class TrackTable:
             self._changed()
 
     def remove(self, track_id: int) -> None:
+        """Drop a track from every list and column; an unknown id is a no-op."""
         with self._lock:
             meta = self._rows.pop(track_id, None)
             if meta is None:
