@@ -29,6 +29,9 @@ import numpy.typing as npt
 from sqlalchemy.orm import Session
 
 from index.errors import CatalogError, IndexFileError
+from index.vectors.arrays import as_ids as _as_ids
+from index.vectors.arrays import as_vectors as _as_vectors
+from index.vectors.arrays import empty_result as _empty
 from index.vectors.factory import (
     IndexConfig,
     choose_factory,
@@ -43,19 +46,6 @@ log = logging.getLogger(__name__)
 
 # Rebuild (instead of patching) when this fraction of the index is tombstoned or changed.
 REBUILD_FRACTION = 0.2
-
-
-def _as_ids(ids: npt.ArrayLike) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(ids, dtype=np.int64).reshape(-1))
-
-
-def _as_vectors(x: npt.ArrayLike, dim: int) -> np.ndarray:
-    x = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.ndim != 2 or x.shape[1] != dim:
-        raise CatalogError(f"vectors of shape {x.shape} do not match the index dimension {dim}")
-    return x
 
 
 class VectorIndex:
@@ -497,8 +487,3 @@ class VectorIndex:
         from index.vectors.sync import rebuild_index
 
         return rebuild_index(session, encoder_id, dim, config=config)
-
-
-def _empty(q: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.full((q, k), -np.inf, np.float32), np.full((q, k), -1, np.int64)
-

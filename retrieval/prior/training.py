@@ -2,7 +2,7 @@
 
 The data are embeddings only (numpy, unit rows): embedding the catalog is the caller's job, so
 this module trains a prior for any encoder. The noise schedule is diffusers' ``DDPMScheduler``
-(:func:`retrieval.prior.pipeline.training_scheduler`), so every sampler built from its config
+(:func:`retrieval.prior.schedulers.training_scheduler`), so every sampler built from its config
 matches the weights.
 
 Three things matter on catalogs of a few thousand pairs:
@@ -34,7 +34,7 @@ from torch import nn
 
 from retrieval.errors import RetrievalError
 from retrieval.prior.model import PriorConfig, PriorDenoiser, RegressionMLP
-from retrieval.prior.pipeline import training_scheduler
+from retrieval.prior.schedulers import training_scheduler
 
 Progress = Callable[[int, dict[str, float]], None]
 
@@ -116,7 +116,7 @@ def diffusion_loss(model: PriorDenoiser, sched: Any, x0: torch.Tensor, cond: tor
 
     Args:
         model: the denoiser.
-        sched: the training scheduler (:func:`~retrieval.prior.pipeline.training_scheduler`).
+        sched: the training scheduler (:func:`~retrieval.prior.schedulers.training_scheduler`).
         x0: clean targets in data space ``[B, dim]`` (unit embeddings times ``config.scale``).
         cond: unit conditions ``[B, dim]``.
         drop: bool ``[B]``, rows made unconditional.

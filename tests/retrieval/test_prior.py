@@ -11,7 +11,8 @@ import torch
 from index.vectors import VectorIndex
 from retrieval.prior import prior_weights_path
 from retrieval.prior.model import PriorConfig, PriorDenoiser
-from retrieval.prior.pipeline import SCHEDULERS, PriorPipeline
+from retrieval.prior.pipeline import PriorPipeline
+from retrieval.prior.schedulers import SCHEDULERS
 from retrieval.prior.training import Pairs, TrainConfig, save_prior, train_prior
 from retrieval.search import SearchOptions, SearchService, TrackMeta, TrackTable
 from retrieval.search.generative import (

@@ -18,7 +18,8 @@ from retrieval.embedding import make_embedding_stage
 from retrieval.errors import RetrievalError
 from retrieval.prior.data import embed_catalog, row_captions, stored_embeddings
 from retrieval.prior.model import PriorConfig, PriorDenoiser
-from retrieval.prior.pipeline import PriorPipeline, guidance_coefficients, make_scheduler
+from retrieval.prior.pipeline import PriorPipeline, guidance_coefficients
+from retrieval.prior.schedulers import make_scheduler
 from retrieval.prior.training import Pairs, TrainConfig, train_prior
 from retrieval.search.generative import (
     GenerativeConfig,
