@@ -17,14 +17,15 @@ from api.deps import SearchOptionsDep, ServiceDep, SessionFactoryDep, StateDep
 from api.routes.common import page_response
 from api.schemas.errors import ERRORS
 from api.schemas.filters import MAX_TRACK_ID, TrackId
-from api.schemas.search import SearchResponse
+from api.schemas.search import NOT_BLANK, SearchResponse
 from api.uploads import MAX_QUERY_CLIP_S, MAX_QUERY_UPLOAD_BYTES, read_query_clip
 from retrieval.errors import RetrievalError, WeightsNotFoundError
 from retrieval.search import Hit, InvalidQueryError, SearchOptions, SearchResult
+from retrieval.search.options import is_blank
 
 router = APIRouter(tags=["search"], responses=ERRORS)
 
-QueryText = Annotated[str, Query(min_length=1, max_length=500, pattern=r"\S",
+QueryText = Annotated[str, Query(min_length=1, max_length=500, pattern=NOT_BLANK,
                                  description="What to find (not blank).",
                                  examples=["a lively jig on the flute"])]
 TrackIdPath = Annotated[int, PathParam(ge=1, le=MAX_TRACK_ID, description="Track id.")]
@@ -82,7 +83,7 @@ def generative_page(state: Any, q: str, options: SearchOptions, *, seeds: int,
     from retrieval.search.generative import GenerativeConfig, generative_search
 
     service = state.service
-    negative = [n for n in negative if n.strip()]
+    negative = [n for n in negative if not is_blank(n)]
     try:
         prior = state.get_prior()
     except WeightsNotFoundError as e:

@@ -9,7 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.schemas.filters import DiversityBody, TrackId
 from api.schemas.tracks import TrackPublic
 
-ExampleText = Annotated[str, Field(min_length=1, max_length=500)]
+# One non-blank character, blank as JSON Schema's \s means it (retrieval.search.options.BLANK_CHARS),
+# spelled out so that pydantic's, Python's and ECMAScript's regex engines all read it alike.
+NOT_BLANK = r"[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+ExampleText = Annotated[str, Field(min_length=1, max_length=500, pattern=NOT_BLANK)]
 
 
 class ResultItem(BaseModel):

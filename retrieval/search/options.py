@@ -72,3 +72,16 @@ class SearchResult:
     weak_match: bool
     best_score: float | None
     strategy: str = "ann"
+
+
+# What counts as blank in a query: the whitespace of JSON Schema's (ECMAScript's) ``\s``. Python's
+# ``str.strip()`` also strips control characters such as U+001F and U+0085, so "\x1f" would be
+# blank here yet valid by the API's schema; one definition keeps the service and the contract
+# in agreement.
+BLANK_CHARS = ("\t\n\v\f\r \u00a0\u1680" + "".join(chr(c) for c in range(0x2000, 0x200B))
+               + "\u2028\u2029\u202f\u205f\u3000\ufeff")
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` holds nothing but :data:`BLANK_CHARS`."""
+    return not text.strip(BLANK_CHARS)

@@ -23,7 +23,14 @@ from index.vectors import IndexConfig, VectorIndex
 from retrieval.encoders.base import Encoder, l2_normalize
 from retrieval.errors import InvalidQueryError, RetrievalError, TrackNotFoundError
 from retrieval.search.diversity import page
-from retrieval.search.options import Example, SearchConfig, SearchOptions, SearchResult, Strategy
+from retrieval.search.options import (
+    Example,
+    SearchConfig,
+    SearchOptions,
+    SearchResult,
+    Strategy,
+    is_blank,
+)
 from retrieval.search.planner import CandidatePlanner
 from retrieval.search.table import TrackTable
 
@@ -106,7 +113,7 @@ class SearchService:
 
     def search_text(self, text: str, options: SearchOptions | None = None) -> SearchResult:
         """Tracks that sound like a description ("a slow melancholy air on the fiddle")."""
-        if not text or not text.strip():
+        if not text or is_blank(text):
             raise InvalidQueryError("the text query is empty")
         vec = self.embed_texts([text])[0]
         return self.search_vector(vec, options)
@@ -193,7 +200,7 @@ class SearchService:
         if ids:
             parts.append(self.track_vectors(ids))
         if texts:
-            if any(not t.strip() for t in texts):
+            if any(is_blank(t) for t in texts):
                 raise InvalidQueryError("an example text is empty")
             parts.append(self.embed_texts(texts))
         return np.concatenate(parts).astype(np.float32)

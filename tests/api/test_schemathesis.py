@@ -5,8 +5,10 @@ throwaway catalog built for this test: the run uploads and DELETEs tracks, so it
 point at a catalog anyone cares about. The run is the ``st`` command line, exactly as a person
 would run it; any failure of any check fails the build and prints schemathesis' report.
 
-``TUNESCOPE_FUZZ_EXAMPLES`` sets the examples per operation (default 100, what the hardening
-issue asks), ``TUNESCOPE_FUZZ_SECONDS`` the time budget of the whole run (default 900).
+``TUNESCOPE_FUZZ_EXAMPLES`` sets the examples per operation (default 50 in CI;
+``TUNESCOPE_FUZZ_EXAMPLES=100 TUNESCOPE_FUZZ_SECONDS=1800`` is the strength the hardening issue
+asks for, about 4-15 minutes here), ``TUNESCOPE_FUZZ_SECONDS`` the time budget of the whole run
+(default 600: CI stays bounded).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from retrieval.prior.pipeline import PriorPipeline
 from tests.api.conftest import API_KEY, build_catalog
 from tests.api.tiny_encoder import TinyEncoder
 
-EXAMPLES = int(os.environ.get("TUNESCOPE_FUZZ_EXAMPLES", "100"))
-BUDGET_S = int(os.environ.get("TUNESCOPE_FUZZ_SECONDS", "900"))
+EXAMPLES = int(os.environ.get("TUNESCOPE_FUZZ_EXAMPLES", "50"))
+BUDGET_S = int(os.environ.get("TUNESCOPE_FUZZ_SECONDS", "600"))
 
 
 def _free_port() -> int:
