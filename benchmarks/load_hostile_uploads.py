@@ -183,7 +183,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if run(args, url, proc.pid) else 1
         finally:
             proc.terminate()
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a server still decoding hour-long uploads
+                proc.kill()
+                proc.wait(timeout=30)
 
 
 if __name__ == "__main__":
