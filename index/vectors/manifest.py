@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import faiss
 
 from index.errors import IndexFileError
+from index.store import fsync_dir
 
 if TYPE_CHECKING:
     from index.vectors.faiss_index import VectorIndex
@@ -186,7 +187,7 @@ def save_pair(directory: Path | str, index: faiss.Index, manifest: Manifest) -> 
         tmp.unlink(missing_ok=True)
         (directory / index_file).unlink(missing_ok=True)
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
     if old_file is not None and old_file != index_file:
         try:
             (directory / old_file).unlink(missing_ok=True)
@@ -282,17 +283,3 @@ def read_pair(directory: Path | str, encoder_id: str) -> tuple[Manifest, faiss.I
 def _fsync(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make the renames durable; some platforms cannot open a folder, the swap stays atomic."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

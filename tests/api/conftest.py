@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -19,6 +26,8 @@ from index.db import open_catalog
 from index.ingest import ingest
 from index.models import Embedding
 from index.store import AudioStore
+from retrieval.prior.model import PriorConfig, PriorDenoiser
+from retrieval.prior.pipeline import PriorPipeline
 from tests.api.tiny_encoder import TinyEncoder
 
 API_KEY = "test-key"
@@ -73,6 +82,41 @@ def wav_bytes(seconds: float = 1.5, freq: float = 220.0) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, tone(freq, seconds), SR, format="WAV")
     return buf.getvalue()
+
+
+def tiny_prior(encoder: TinyEncoder, *, mean_head: bool = False) -> PriorPipeline:
+    """An untrained tiny prior for the test encoder: generative search is plumbing here."""
+    torch.manual_seed(0)
+    head = {"mean_head": True, "mean_width": 8} if mean_head else {}
+    return PriorPipeline(PriorDenoiser(PriorConfig(dim=encoder.dim, width=8, depth=1, time_dim=8,
+                                                   **head)), "ddim", 4,
+                         card={"encoder_id": encoder.id})
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on (for a real server in a test)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI, **config: object) -> Iterator[str]:
+    """Run ``app`` under a real uvicorn in a thread; yields its base URL, stops it after."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
+                                           **config))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 @pytest.fixture(scope="module")

@@ -9,20 +9,14 @@ installs the browser where it can).
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
-import uvicorn
 
 from api.app import create_app
 from api.settings import Settings
-from retrieval.prior.model import PriorConfig, PriorDenoiser
-from retrieval.prior.pipeline import PriorPipeline
-from tests.api.conftest import API_KEY, wav_bytes
+from tests.api.conftest import API_KEY, serve_in_thread, tiny_prior, wav_bytes
 from tests.api.tiny_encoder import TinyEncoder
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -32,32 +26,13 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 pytestmark = pytest.mark.browser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(catalog_home: Path):  # noqa: ANN201
-    port = _free_port()
+def server(catalog_home: Path) -> Iterator[str]:
     encoder = TinyEncoder()
-    # An untrained tiny prior for the test encoder: the page's generative path is plumbing.
-    torch.manual_seed(0)
-    prior = PriorPipeline(PriorDenoiser(PriorConfig(dim=encoder.dim, width=8, depth=1,
-                                                    time_dim=8, mean_head=True, mean_width=8)),
-                          "ddim", 4, card={"encoder_id": encoder.id})
-    app = create_app(Settings(home=catalog_home, api_key=API_KEY), encoder=encoder, prior=prior)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    app = create_app(Settings(home=catalog_home, api_key=API_KEY), encoder=encoder,
+                     prior=tiny_prior(encoder, mean_head=True))
+    with serve_in_thread(app) as url:
+        yield url
 
 
 def test_page_end_to_end(server: str, tmp_path: Path) -> None:

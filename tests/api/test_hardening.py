@@ -13,14 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from retrieval.prior.model import PriorConfig, PriorDenoiser
-from retrieval.prior.pipeline import PriorPipeline
-from tests.api.conftest import API_KEY, SR, build_catalog, tone
+from tests.api.conftest import API_KEY, SR, build_catalog, tiny_prior, tone
 from tests.api.tiny_encoder import TinyEncoder
 
 
@@ -158,10 +155,7 @@ def test_a_committed_delete_succeeds_when_the_index_cannot_be_saved(tmp_path: Pa
 
 def test_generative_search_on_an_empty_catalog(tmp_path: Path) -> None:
     enc = TinyEncoder()
-    torch.manual_seed(0)
-    prior = PriorPipeline(PriorDenoiser(PriorConfig(dim=enc.dim, width=8, depth=1, time_dim=8)),
-                          "ddim", 4, card={"encoder_id": enc.id})
-    c = TestClient(create_app(Settings(home=tmp_path / "empty"), encoder=enc, prior=prior))
+    c = TestClient(create_app(Settings(home=tmp_path / "empty"), encoder=enc, prior=tiny_prior(enc)))
     for url in ("/v1/search/generative", "/v1/search"):
         r = c.get(url, params={"q": "a jig"})
         assert r.status_code == 200, r.text

@@ -19,31 +19,19 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
-import uvicorn
 
 from api.app import create_app
 from api.server import JsonErrorHttpProtocol
 from api.settings import Settings
-from retrieval.prior.model import PriorConfig, PriorDenoiser
-from retrieval.prior.pipeline import PriorPipeline
-from tests.api.conftest import API_KEY, build_catalog
+from tests.api.conftest import API_KEY, build_catalog, serve_in_thread, tiny_prior
 from tests.api.tiny_encoder import TinyEncoder
 
 EXAMPLES = int(os.environ.get("TUNESCOPE_FUZZ_EXAMPLES", "50"))
 BUDGET_S = int(os.environ.get("TUNESCOPE_FUZZ_SECONDS", "600"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -51,23 +39,10 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("fuzz-catalog")
     encoder = TinyEncoder()
     build_catalog(home, n=12)
-    torch.manual_seed(0)
-    prior = PriorPipeline(PriorDenoiser(PriorConfig(dim=encoder.dim, width=8, depth=1,
-                                                    time_dim=8, mean_head=True, mean_width=8)),
-                          "ddim", 4, card={"encoder_id": encoder.id})
-    app = create_app(Settings(home=home, api_key=API_KEY), encoder=encoder, prior=prior)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
-                                           http=JsonErrorHttpProtocol))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    app = create_app(Settings(home=home, api_key=API_KEY), encoder=encoder,
+                     prior=tiny_prior(encoder, mean_head=True))
+    with serve_in_thread(app, http=JsonErrorHttpProtocol) as url:
+        yield url
 
 
 def test_the_server_answers_even_its_parser_errors_in_json(fuzz_server: str) -> None:

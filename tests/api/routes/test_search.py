@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from retrieval.prior.model import PriorConfig, PriorDenoiser
 from retrieval.prior.pipeline import PriorPipeline
-from tests.api.conftest import wav_bytes
+from tests.api.conftest import tiny_prior, wav_bytes
 from tests.api.tiny_encoder import TinyEncoder
 
 TRACK_KEYS = {"id", "title", "artist", "collection", "tags", "instruments", "key", "mode",
@@ -81,11 +79,7 @@ def test_errors_are_json_4xx_naming_the_value(client: TestClient) -> None:
 
 @pytest.fixture
 def with_prior(app: FastAPI):  # noqa: ANN201 - yields the injected prior
-    enc_id = app.state.tunescope.service.encoder.id
-    torch.manual_seed(0)
-    prior = PriorPipeline(PriorDenoiser(PriorConfig(dim=TinyEncoder().dim, width=8, depth=1,
-                                                    time_dim=8)), "ddim", 4,
-                          card={"encoder_id": enc_id})
+    prior = tiny_prior(TinyEncoder())
     app.state.tunescope.prior = prior
     yield prior
     app.state.tunescope.prior = None
