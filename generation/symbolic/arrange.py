@@ -16,6 +16,8 @@ downbeat (``strength == 1``), so a pickup bar is harmonised with the first chord
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from generation.errors import GenerationError
@@ -170,40 +172,47 @@ def accompany(ev: Events, style: str, seed: int = 0, key: tuple[int, bool] | Non
         pi.append(p)
         vo.append(v)
 
-    bar, beat = ev.bar_ql, ev.beat_ql
+    bar = ev.bar_ql
     if style == "drone":
         tonic = _place(key[0], CHORD_RANGE[0] - 12)
         for s in np.arange(0.0, ev.length_ql, 4 * bar):
             for p in (tonic, tonic + 7):
                 add(float(s), 4 * bar, p, cv)
     for b, s in enumerate(starts):
-        chord = _voicing(chords[b])
-        if style == "block":
-            for p in chord:
-                add(s, bar, p, cv)
-        elif style == "alberti":
-            pattern = [chord[0], chord[2], chord[1], chord[2]]
-            for k, t in enumerate(np.arange(0.0, bar - 1e-9, 0.5)):
-                add(s + t, 0.5, pattern[k % 4], cv)
-        elif style == "oompah":
-            bass = _place(int(chords[b][0]), BASS_RANGE[0] + 8)
-            offs = (0.5, 1.0) if _compound(ev) else (beat / 2,)
-            for k, t in enumerate(np.arange(0.0, bar - 1e-9, beat)):
-                # alternate root and fifth in the bass, as a tuba or a left hand does
-                add(s + t, min(beat / 2, 0.5), bass if k % 2 == 0 else _place(int(chords[b][2]), BASS_RANGE[0]), bv)
-                for off in offs:
-                    for p in chord:
-                        add(s + t + off, min(beat / 2, 0.5) * 0.8, p, cv)
-        elif style == "strum":
-            low = _place(int(chords[b][0]), 40)  # guitar: root from E2 upwards
-            shape = [low, low + 7, low + 12, _place(int(chords[b][1]), low + 12), low + 19]
-            shape = [p for p in shape if p <= CHORD_RANGE[1]]
-            spread = rng.uniform(0.02, 0.05)  # quarter notes between strings
-            for k, t in enumerate(np.arange(0.0, bar - 1e-9, beat / 2)):
-                strings = shape if k % 2 == 0 else shape[::-1][:3]  # up-strokes catch the top strings
-                for j, p in enumerate(strings):
-                    add(s + t + j * spread, beat / 2, p, cv)
+        _accompany_bar(style, ev, float(s), chords[b], rng, add, cv, bv)
     return _merge(ev, on, du, pi, vo, _bar_origin(ev))
+
+
+def _accompany_bar(style: str, ev: Events, s: float, pcs: np.ndarray, rng: np.random.Generator,
+                   add: Callable[[float, float, int, int], None], cv: int, bv: int) -> None:
+    """One bar of :func:`accompany`'s ``style`` (not drone) starting at ``s``, over chord ``pcs``."""
+    bar, beat = ev.bar_ql, ev.beat_ql
+    chord = _voicing(pcs)
+    if style == "block":
+        for p in chord:
+            add(s, bar, p, cv)
+    elif style == "alberti":
+        pattern = [chord[0], chord[2], chord[1], chord[2]]
+        for k, t in enumerate(np.arange(0.0, bar - 1e-9, 0.5)):
+            add(s + t, 0.5, pattern[k % 4], cv)
+    elif style == "oompah":
+        bass = _place(int(pcs[0]), BASS_RANGE[0] + 8)
+        offs = (0.5, 1.0) if _compound(ev) else (beat / 2,)
+        for k, t in enumerate(np.arange(0.0, bar - 1e-9, beat)):
+            # alternate root and fifth in the bass, as a tuba or a left hand does
+            add(s + t, min(beat / 2, 0.5), bass if k % 2 == 0 else _place(int(pcs[2]), BASS_RANGE[0]), bv)
+            for off in offs:
+                for p in chord:
+                    add(s + t + off, min(beat / 2, 0.5) * 0.8, p, cv)
+    elif style == "strum":
+        low = _place(int(pcs[0]), 40)  # guitar: root from E2 upwards
+        shape = [low, low + 7, low + 12, _place(int(pcs[1]), low + 12), low + 19]
+        shape = [p for p in shape if p <= CHORD_RANGE[1]]
+        spread = rng.uniform(0.02, 0.05)  # quarter notes between strings
+        for k, t in enumerate(np.arange(0.0, bar - 1e-9, beat / 2)):
+            strings = shape if k % 2 == 0 else shape[::-1][:3]  # up-strokes catch the top strings
+            for j, p in enumerate(strings):
+                add(s + t + j * spread, beat / 2, p, cv)
 
 
 def keyboard_reduction(ev: Events) -> Events:
