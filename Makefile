@@ -28,12 +28,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Extra General MIDI soundfonts (Debian packages) for timbre augmentation and the held-out
-# soundfont evaluation. Optional: without them only pretty_midi's TimGM6mb is used.
+# soundfont evaluation, and libfluidsynth3 for the second engine (generation/symbolic/fluid.py).
+# Optional: without them only pretty_midi's TimGM6mb and tinysoundfont are used.
 soundfonts:
 	@if [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    fluid-soundfont-gm musescore-general-soundfont-small csound-soundfont) >/dev/null \
 	  || echo "note: extra soundfonts not installed; using TimGM6mb only"; fi
+	@if ! ldconfig -p 2>/dev/null | grep -q libfluidsynth.so.3 && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfluidsynth3) >/dev/null \
+	  || echo "note: libfluidsynth3 not installed; the FluidSynth engine is unavailable"; fi
 
 demo: install soundfonts
 	@if [ ! -f $(DEMO_DIR)/metadata.jsonl ]; then \

@@ -4,9 +4,11 @@ Three measurements in one run, on the same pieces:
 - ``direct``: our path, score -> note events -> tinysoundfont (``generation.symbolic.render``);
 - ``midi detour`` (baseline): the conventional path, music21 writes a MIDI file, pretty_midi
   reads it back into notes, then the same synthesizer plays them — what we avoid;
-- ``catalog``: ``build_catalog`` end to end (parse + render + FLAC) on all cores.
+- ``catalog``: ``build_catalog`` end to end (parse + render + FLAC) on all cores;
+- ``engines``: the FluidSynth engine without and with reverb + chorus, against tinysoundfont in
+  the same run (the baseline), and the cost of the arrangements and performance variation.
 
-Run: ``python -m benchmarks.bench_render [--pieces N]``.
+Run: ``python -m benchmarks.bench_render [--pieces N] [--engines-only]``.
 """
 
 from __future__ import annotations
@@ -68,6 +70,46 @@ def _events_via_midi(score):
                   max(1, len(pm.instruments)), 4.0, 1.0)
 
 
+def _engines(pieces, seconds: float, sr: int) -> None:
+    """FluidSynth against tinysoundfont (baseline, same run), TimGM6mb, and the arrangements' cost."""
+    from generation.symbolic import arrange, perform
+    from generation.symbolic.fluid import FluidSettings, fluid_available
+    from generation.symbolic.render import render, score_to_events
+
+    evs = [score_to_events(score) for _, score in pieces]
+    audio = seconds * len(evs)
+    arms = [("tinysoundfont (baseline)", {})]
+    if fluid_available():
+        arms += [("fluidsynth, no reverb", {"engine": "fluidsynth", "fluid": FluidSettings()}),
+                 ("fluidsynth, reverb", {"engine": "fluidsynth", "fluid": FluidSettings(reverb=True)}),
+                 ("fluidsynth, reverb+chorus", {"engine": "fluidsynth",
+                                                "fluid": FluidSettings(reverb=True, chorus=True)})]
+    else:
+        print("  (FluidSynth not installed: only the baseline)")
+    base = None
+    for name, kw in arms:
+        render(evs[0], _spec(evs[0], "TimGM6mb", 1.0), sr, **kw)  # warm
+        t = time.perf_counter()
+        for ev in evs:
+            render(ev, _spec(ev, "TimGM6mb", seconds), sr, **kw)
+        wall = time.perf_counter() - t
+        base = base or wall
+        print(f"{name:26s}: {audio / wall:7.0f} audio s/s ({base / wall:.2f}x the baseline)")
+    melodies = [ev for ev in evs if ev.n_voices == 1] or evs
+    for style in sorted(arrange.ACCOMPANIMENT_PROGRAMS):
+        t = time.perf_counter()
+        for ev in melodies:
+            arrange.accompany(ev, style, seed=1)
+        print(f"accompany {style:8s}: {1e3 * (time.perf_counter() - t) / len(melodies):6.2f} ms per piece")
+    t = time.perf_counter()
+    for ev in evs:
+        perform.velocity_curve(perform.jitter(perform.swing(perform.rubato(ev, seed=1)), seed=1), "random", seed=1)
+        arrange.keyboard_reduction(arrange.double_octaves(ev))
+    ms = 1e3 * (time.perf_counter() - t) / len(evs)
+    print(f"rubato+swing+jitter+dynamics+reduction+octaves: {ms:6.2f} ms per piece"
+          f" ({len(evs)} pieces, {len(melodies)} melodies)")
+
+
 def main(argv: list[str] | None = None) -> None:
     from generation.demo.catalog import build_catalog
     from generation.symbolic.render import render, score_to_events, training_soundfonts
@@ -76,9 +118,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pieces", type=int, default=24)
     p.add_argument("--seconds", type=float, default=25.0)
     p.add_argument("--sample-rate", type=int, default=22050)
+    p.add_argument("--engines-only", action="store_true", help="only the FluidSynth/arrangement case")
     args = p.parse_args(argv)
     pieces = _pieces(args.pieces)
     sr = args.sample_rate
+    if args.engines_only:
+        _engines(pieces, args.seconds, sr)
+        return
     for sf in training_soundfonts():
         render(score_to_events(pieces[0][1]), _spec(score_to_events(pieces[0][1]), sf, 1.0), sr)  # load once
         t = time.perf_counter()
@@ -119,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         dur = sum(json.loads(line)["duration_s"] for line in (Path(tmp) / "metadata.jsonl").read_text().splitlines())
         print(f"catalog build ({summary['tracks']} tracks, {os.cpu_count()} workers, parse+render+FLAC): "
               f"{dur / wall:.0f} audio s/s, {summary['tracks'] / wall:.1f} tracks/s")
+    _engines(pieces, args.seconds, sr)
 
 
 if __name__ == "__main__":

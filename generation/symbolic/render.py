@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     import tinysoundfont
     from music21 import stream
 
+    from generation.symbolic.fluid import FluidSettings
+
 #: Where Debian's soundfont packages put extra General MIDI banks (``make soundfonts``).
 SYSTEM_SOUNDFONTS = {
     "FluidR3": "/usr/share/sounds/sf2/FluidR3_GM.sf2",
@@ -66,6 +68,8 @@ class Events:
         n_voices: number of parts.
         bar_ql: length of a bar in quarter notes (for downbeat accents and excerpt starts).
         beat_ql: the notated beat in quarter notes (dotted quarter in 6/8, half in 2/2...).
+        vel_offset: float32 ``[n]`` MIDI velocity added to each note's rendered velocity (a
+            dynamics curve from :mod:`generation.symbolic.perform`), or None for none.
     """
 
     onset: np.ndarray
@@ -77,6 +81,7 @@ class Events:
     n_voices: int
     bar_ql: float
     beat_ql: float
+    vel_offset: np.ndarray | None = None
 
     def heard_beat_ql(self, compound: bool) -> float:
         """The beat a listener taps, in quarter notes, from what is played.
@@ -207,8 +212,9 @@ def _window(ev: Events, start_ql: float, need_ql: float) -> tuple[np.ndarray, ..
     pi = np.tile(ev.pitch, reps)
     vo = np.tile(ev.voice, reps)
     st = np.tile(ev.strength, reps)
+    vx = np.tile(ev.vel_offset, reps) if ev.vel_offset is not None else np.zeros(len(on), np.float32)
     sel = (on >= start_ql - 1e-6) & (on < start_ql + need_ql - 1e-6)
-    return on[sel] - start_ql, du[sel], pi[sel], vo[sel], st[sel]
+    return on[sel] - start_ql, du[sel], pi[sel], vo[sel], st[sel], vx[sel]
 
 
 #: A MIDI event for tinysoundfont: (sample, kind, channel, key, velocity), kind 1 = note-on and
@@ -216,8 +222,13 @@ def _window(ev: Events, start_ql: float, need_ql: float) -> tuple[np.ndarray, ..
 _MidiEvent = tuple[int, int, int, int, int]
 
 
-def render(ev: Events, spec: RenderSpec, sample_rate: int = 22050) -> np.ndarray:
+def render(ev: Events, spec: RenderSpec, sample_rate: int = 22050, *,
+           engine: str = "tinysoundfont", fluid: FluidSettings | None = None) -> np.ndarray:
     """Play an excerpt of ``ev`` as ``spec`` says. Returns float32 mono ``[samples]``.
+
+    ``engine="fluidsynth"`` plays the same events through FluidSynth
+    (:mod:`generation.symbolic.fluid`) with ``fluid`` settings (interpolation, reverb, chorus;
+    default :class:`FluidSettings`); the default engine, tinysoundfont, ignores ``fluid``.
 
     Each (voice, program) pair gets its own MIDI channel (drums channel 9 skipped), and the
     note events are fed to tinysoundfont between ``generate`` calls at their exact sample.
@@ -225,9 +236,30 @@ def render(ev: Events, spec: RenderSpec, sample_rate: int = 22050) -> np.ndarray
     ``spec.seed``, in a fixed order (onset jitter, per-note velocity, output level).
 
     Raises:
-        GenerationError: the soundfont is not installed, or no note of the excerpt is playable.
+        GenerationError: the soundfont or the engine is not installed, the engine is unknown,
+            or no note of the excerpt is playable.
     """
-    synth, sfid = _synth(spec.soundfont, sample_rate)
+    if engine == "tinysoundfont":
+        synth, sfid = _synth(spec.soundfont, sample_rate)
+    elif engine == "fluidsynth":
+        from generation.symbolic.fluid import FluidSettings, fluid_engine
+
+        fluid = fluid or FluidSettings()
+        synth = fluid_engine(spec.soundfont, sample_rate, fluid.reverb, fluid.chorus)
+        synth.configure(fluid)
+        sfid = synth.sfid
+    else:
+        raise GenerationError(f"engine must be 'tinysoundfont' or 'fluidsynth', got {engine!r}")
+    try:
+        return _render_on(synth, sfid, ev, spec, sample_rate)
+    finally:
+        if engine == "fluidsynth":
+            synth.close()
+
+
+def _render_on(synth: tinysoundfont.Synth, sfid: int, ev: Events, spec: RenderSpec,
+               sample_rate: int) -> np.ndarray:
+    """The body of :func:`render` on a given synthesizer (tinysoundfont or FluidSynth's adapter)."""
     rng = np.random.default_rng(spec.seed)
     sec_per_ql = 60.0 / spec.qbpm
     need_ql = spec.duration_s / sec_per_ql
@@ -273,7 +305,7 @@ def _note_events(window: tuple[np.ndarray, ...], spec: RenderSpec,
 
     Args:
         window: the excerpt from :func:`_window`: onset, duration (quarter notes from the
-            excerpt start), pitch, voice and metrical strength, each ``[n]``.
+            excerpt start), pitch, voice, metrical strength and velocity offset, each ``[n]``.
         spec: programs, transposition and base velocity.
         channels: from :func:`_assign_channels`; pairs without a channel stay silent.
         sec_per_ql: seconds per quarter note at the render's tempo.
@@ -283,7 +315,7 @@ def _note_events(window: tuple[np.ndarray, ...], spec: RenderSpec,
     Returns:
         Unsorted events; keys outside 12..115 after transposition and octave shift are dropped.
     """
-    on, du, pi, vo, st = window
+    on, du, pi, vo, st, vx = window
     events: list[_MidiEvent] = []
     jitter = rng.normal(0.0, 0.008, size=len(on))
     for i in range(len(on)):
@@ -291,7 +323,8 @@ def _note_events(window: tuple[np.ndarray, ...], spec: RenderSpec,
         start = max(0.0, on[i] * sec_per_ql + jitter[i])
         end = start + max(0.05, du[i] * sec_per_ql * 0.92)
         accent = 16.0 * float(st[i])  # players stress the meter: downbeats most, then beats
-        vel = int(np.clip(spec.velocity + accent + rng.normal(0, 5) - 4 * v, 20, 127))
+        # + 0.0 when there is no velocity curve: the same float, so old renders are unchanged
+        vel = int(np.clip(spec.velocity + accent + rng.normal(0, 5) - 4 * v + float(vx[i]), 20, 127))
         for k in range(len(spec.programs[v])):
             if (v, k) not in channels:
                 continue
