@@ -62,7 +62,9 @@ def environment_problem(e: BaseException) -> str:
         return f"catalog database error: {str(e).splitlines()[0][:300]}"
     where = getattr(e, "filename", None)
     what = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-    home = os.path.abspath(os.environ.get("TUNESCOPE_HOME", "var"))
+    from api.settings import get_settings
+
+    home = os.path.abspath(get_settings().home)  # env or tunescope.toml, as the command read it
     in_home = where is not None and os.path.abspath(str(where)).startswith(home)
     hint = ("; set TUNESCOPE_HOME to a folder this user can create and write" if in_home
             or isinstance(e, PermissionError) or getattr(e, "errno", None) == 30 else "")

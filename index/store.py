@@ -12,7 +12,10 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from index.errors import CatalogError
 
@@ -28,6 +31,25 @@ def hash_file(path: str | os.PathLike[str]) -> str:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@contextmanager
+def atomic_file(dest: Path, prefix: str, suffix: str = ".tmp") -> Iterator[BinaryIO]:
+    """Write ``dest`` all or nothing: a temporary file beside it, fsynced, then ``os.replace``.
+
+    A reader (or a crash) sees the old file or the new one, never half of one; on any failure
+    the temporary file is removed and ``dest`` is left as it was.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def fsync_dir(path: Path) -> None:
@@ -90,18 +112,8 @@ class AudioStore:
         if dest.is_file() and dest.stat().st_size == src.stat().st_size:
             return rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{content_hash[:16]}.", suffix=".tmp", dir=dest.parent
-        )
-        try:
-            with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-                shutil.copyfileobj(inp, out, _CHUNK)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp_name, dest)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        with atomic_file(dest, prefix=f".{content_hash[:16]}.") as out, open(src, "rb") as inp:
+            shutil.copyfileobj(inp, out, _CHUNK)
         fsync_dir(dest.parent)
         return rel
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile
-from fastapi import Path as PathParam
 
 from api.deps import SearchOptionsDep, ServiceDep, SessionFactoryDep, StateDep
 from api.routes.common import page_response
 from api.schemas.errors import ERRORS
-from api.schemas.filters import MAX_TRACK_ID, TrackId
+from api.schemas.filters import TrackId, TrackIdPath
 from api.schemas.search import NOT_BLANK, SearchResponse
 from api.uploads import MAX_QUERY_CLIP_S, MAX_QUERY_UPLOAD_BYTES, read_query_clip
 from retrieval.errors import RetrievalError, WeightsNotFoundError
@@ -28,7 +27,6 @@ router = APIRouter(tags=["search"], responses=ERRORS)
 QueryText = Annotated[str, Query(min_length=1, max_length=500, pattern=NOT_BLANK,
                                  description="What to find (not blank).",
                                  examples=["a lively jig on the flute"])]
-TrackIdPath = Annotated[int, PathParam(ge=1, le=MAX_TRACK_ID, description="Track id.")]
 
 
 @router.get("/v1/search", response_model=SearchResponse, summary="Search by text")

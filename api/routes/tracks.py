@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, HTTPException, Response, UploadFile
-from fastapi import Path as PathParam
 from pydantic import BeforeValidator, Field
 
 from api import catalog_writes
 from api.deps import KeyRequired, SessionFactoryDep, StateDep
 from api.ranges import ranged_file
 from api.schemas.errors import ERRORS, error_responses
-from api.schemas.filters import MAX_TRACK_ID
+from api.schemas.filters import TrackIdPath
 from api.schemas.tracks import TrackPublic
 from api.uploads import read_upload
 from index.models import Track
@@ -23,7 +22,6 @@ router = APIRouter(tags=["tracks"], responses=ERRORS)
 
 CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg",
                  "opus": "audio/ogg", "mp3": "audio/mpeg"}
-TrackIdPath = Annotated[int, PathParam(ge=1, le=MAX_TRACK_ID, description="Track id.")]
 
 
 def blank_is_none(value: object) -> object:

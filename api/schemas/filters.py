@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from retrieval.search import FILTER_FIELDS, FilterField, Filters, SearchOptions
@@ -45,6 +45,7 @@ def number(kind: type, **bounds: float) -> Any:
 
 
 TrackId = number(int, ge=1, le=MAX_TRACK_ID)
+TrackIdPath = Annotated[int, Path(ge=1, le=MAX_TRACK_ID, description="Track id.")]
 
 
 def _body_fields() -> dict[str, Any]:
@@ -85,9 +86,16 @@ class DiversityBody(BaseModel):
 
     def options(self) -> SearchOptions:
         """The service's options for this body."""
-        return SearchOptions(k=self.k, offset=self.offset, filters=filters_from_body(self.filters),
-                             exclude_ids=frozenset(self.exclude), mmr_lambda=self.mmr,
-                             max_per_piece=self.max_per_piece, max_per_artist=self.max_per_artist)
+        return _options(filters_from_body(self.filters), k=self.k, offset=self.offset,
+                        exclude=self.exclude, mmr=self.mmr, max_per_piece=self.max_per_piece,
+                        max_per_artist=self.max_per_artist)
+
+
+def _options(filters: Filters, *, k: int, offset: int, exclude: list[int], mmr: float | None,
+             max_per_piece: int | None, max_per_artist: int | None) -> SearchOptions:
+    """The service's options from the API's names (the JSON body and the query share them)."""
+    return SearchOptions(k=k, offset=offset, filters=filters, exclude_ids=frozenset(exclude),
+                         mmr_lambda=mmr, max_per_piece=max_per_piece, max_per_artist=max_per_artist)
 
 
 # ---------------------------------------------------------------------- query parameters
@@ -119,33 +127,21 @@ _PAGING = [
 ]
 
 
-def _search_options(**kw: Any) -> SearchOptions:
-    values: dict[str, Any] = {}
-    for f in FILTER_FIELDS:
-        for key in f.keys:
-            values[key] = kw[f.query_name if f.kind != "range" else key]
-    return SearchOptions(k=kw["k"], offset=kw["offset"], filters=Filters.from_values(values),
-                         exclude_ids=frozenset(kw["exclude"]), mmr_lambda=kw["mmr"],
-                         max_per_piece=kw["max_per_piece"], max_per_artist=kw["max_per_artist"])
+def search_options(**kw: Any) -> SearchOptions:
+    """Paging, filters, exclusions and diversity shared by every search endpoint.
+
+    A FastAPI dependency whose signature (below) is built from ``FILTER_FIELDS``.
+    """
+    values = {key: kw[key if f.kind == "range" else f.query_name] for f in FILTER_FIELDS for key in f.keys}
+    paging = {name: kw[name] for name, _, _ in _PAGING}
+    return _options(Filters.from_values(values), **paging)
 
 
-def _build_search_options() -> Any:
-    paging = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
-              for n, a, d in _PAGING[:2]]
-    rest = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
-            for n, a, d in _PAGING[2:]]
-
-    def search_options(**kw: Any) -> SearchOptions:
-        return _search_options(**kw)
-
-    search_options.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [*paging, *_filter_parameters(), *rest], return_annotation=SearchOptions)
-    search_options.__doc__ = "Paging, filters, exclusions and diversity shared by every search endpoint."
-    return search_options
-
-
-#: FastAPI dependency: the query parameters of every search endpoint -> :class:`SearchOptions`.
-search_options = _build_search_options()
+search_options.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [*(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, a, d in _PAGING[:2]),
+     *_filter_parameters(),
+     *(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, a, d in _PAGING[2:])],
+    return_annotation=SearchOptions)
 
 
 def describe(field: FilterField, values: list[str] | None = None) -> dict[str, Any]:

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import faiss
 
 from index.errors import IndexFileError
-from index.store import fsync_dir
+from index.store import atomic_file, fsync_dir
 
 if TYPE_CHECKING:
     from index.vectors.faiss_index import VectorIndex
@@ -198,16 +197,8 @@ def save_pair(directory: Path | str, index: faiss.Index, manifest: Manifest) -> 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then swap it in."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, prefix=f".{path.stem}.", suffix=".json") as f:
+        f.write(json.dumps(data, indent=1).encode())
 
 
 def _current_index_file(path: Path) -> str | None:

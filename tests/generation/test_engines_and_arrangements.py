@@ -12,14 +12,8 @@ import pytest
 from generation.errors import GenerationError
 from generation.symbolic import arrange, fluid, perform
 from generation.symbolic.render import RenderSpec, load_score, render, score_to_events
+from tests.generation.test_render_and_catalog import JIG
 
-JIG = """X:1
-T:Test jig
-M:6/8
-L:1/8
-K:D
-dfa afd|gbg faf|ede fed|cAA A2 z|dfa afd|gbg faf|ede cAc|d3 d2 z|
-"""
 HORNPIPE = """X:2
 T:Test hornpipe
 M:4/4
