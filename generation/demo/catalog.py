@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from generation.errors import GenerationError
+from generation.demo.variety import accompaniment_instruments, prepare
 from generation.symbolic.corpus import Source, corpus_root, list_sources
 from generation.symbolic.ensembles import FAMILY_ENSEMBLES, Ensemble, ensemble, programs_for
 from generation.symbolic.render import Events, RenderSpec, load_score, render, score_to_events, training_soundfonts
@@ -97,6 +98,7 @@ class RenderJob:
     write_audio: bool = True
     paraphrases: bool = False
     max_duration_s: float | None = None  # training sets only need the first 20 s
+    variety: str | None = None  # None (v1), "train" or "heldout": see generation.demo.variety
 
 
 @dataclass
@@ -237,6 +239,8 @@ def _render_views(job: RenderJob, ev: Events, facts: dict[str, Any], tonic_pc: i
     for r in range(job.renders):
         ens_name = rng.choices(names, weights=[weights[n] for n in names])[0]
         ens = ensemble(ens_name, polyphonic)
+        played, ens, progs, octs, variety = prepare(job.variety, f"variety:{job.seed}:{src.piece_id}:{r}",
+                                                    ev, ens, facts.get("tune_type"), programs_for)
         lo, hi = NOTE_RATE.get(facts.get("tune_type") or "", (2.5, 5.0))
         rate = rng.uniform(lo, hi) * rng.uniform(0.78, 1.28)
         qbpm = float(np.clip(rate * typical_ioi * 60.0, 20.0, 400.0))
@@ -252,17 +256,20 @@ def _render_views(job: RenderJob, ev: Events, facts: dict[str, Any], tonic_pc: i
             0, max(1, n_bars - int(duration / (ev.bar_ql * sec_per_ql))))
         transpose = 0 if (r == 0 and rng.random() < 0.5) else rng.randint(-4, 4)
         soundfont = rng.choice(job.soundfonts)
-        progs, octs = programs_for(ens, ev.n_voices)
         spec = RenderSpec(
             programs=progs, octave_shift=octs, qbpm=qbpm, start_ql=start_bar * ev.bar_ql,
             duration_s=duration, transpose=transpose, velocity=rng.randint(72, 104),
             soundfont=soundfont, drone=ens.drone, drone_pitch=48 + tonic_pc,
-            seed=rng.randrange(2**31),
+            seed=rng.randrange(2**31), accent=variety.accent if variety else 16.0,
         )
-        audio = render(ev, spec, job.sample_rate)
+        audio = render(played, spec, job.sample_rate, engine=variety.engine if variety else "tinysoundfont",
+                       fluid=variety.fluid if variety else None)
         key = _NAMES[(tonic_pc + transpose) % 12]
         row = _row(job, facts, ens, r, bpm, duration, key, soundfont, transpose,
                    start_bar * ev.bar_ql * sec_per_ql)
+        if variety:
+            row["variety"] = variety.describe()
+            row["instruments"] = row["instruments"] + accompaniment_instruments(variety)
         if job.write_audio:
             path = Path(job.out_dir) / row["path"]
             _write_flac(path, audio, job.sample_rate)

@@ -99,8 +99,8 @@ def augment_room(audio: np.ndarray, rng: random.Random, sr: int = SAMPLE_RATE) -
 _FeaturesOut = tuple[list[dict[str, np.ndarray]], list[dict[str, Any]], str | None]
 
 
-def _features_job(args: tuple[RenderJob, bool]) -> _FeaturesOut:
-    job, augment = args
+def _features_job(args: tuple[RenderJob, bool, bool]) -> _FeaturesOut:
+    job, augment, production = args
     import torch
 
     from retrieval.encoders.features import compute_features
@@ -113,7 +113,11 @@ def _features_job(args: tuple[RenderJob, bool]) -> _FeaturesOut:
     n = int(CLIP_S * SAMPLE_RATE)
     feats, rows = [], []
     for audio, row in zip(res.audio, res.rows, strict=True):
-        if augment:
+        if production:  # encoder v2: room, EQ, compression, noise, codec, level
+            from generation.demo.augment import produce
+
+            audio = produce(audio, SAMPLE_RATE, rng)
+        elif augment:
             audio = augment_room(audio, rng)
         audio = np.pad(audio[:n], (0, max(0, n - len(audio))))
         f = compute_features(torch.from_numpy(audio)[None])
@@ -125,11 +129,18 @@ def _features_job(args: tuple[RenderJob, bool]) -> _FeaturesOut:
 def build_feature_set(size: int, seed: int, splits: Sequence[str], renders: int,
                       soundfonts: Sequence[str], *, augment: bool = True,
                       paraphrases: bool = False, workers: int | None = None,
+                      variety: str | None = None, production: bool = False,
                       progress: Callable[[int, int], None] | None = None) -> FeatureSet:
-    """Render ``size`` pieces of ``splits`` ``renders`` times each and compute features."""
+    """Render ``size`` pieces of ``splits`` ``renders`` times each and compute features.
+
+    ``variety`` ("train" or "heldout", see :mod:`generation.demo.variety`) and ``production``
+    (:func:`generation.demo.augment.produce` instead of :func:`augment_room`) are encoder v2's
+    render variation; left at their defaults the set is rendered exactly as v1's was.
+    """
     plan = plan_catalog(size, seed, splits=splits)[:size]
     jobs = [(RenderJob(i, s, renders, seed, SAMPLE_RATE, "", tuple(soundfonts), write_audio=False,
-                       paraphrases=paraphrases, max_duration_s=CLIP_S + 0.05), augment)
+                       paraphrases=paraphrases, max_duration_s=CLIP_S + 0.05, variety=variety),
+             augment, production)
             for i, s in enumerate(plan)]
     t = frames_for(CLIP_S)
     mels, chromas, onsets, rows = [], [], [], []

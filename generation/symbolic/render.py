@@ -169,6 +169,9 @@ class RenderSpec:
         drone: GM program of a tonic+fifth drone under a melody, or None.
         drone_pitch: MIDI pitch of the drone's root.
         seed: for humanisation jitter.
+        accent: velocity added on a downbeat (scaled by metrical strength). Our players stress
+            the meter by 16; other tools choose other accents or none, so training varies it
+            (an encoder must not hear metre only from our accents).
     """
 
     programs: tuple[tuple[int, ...], ...]
@@ -182,6 +185,7 @@ class RenderSpec:
     drone: int | None = None
     drone_pitch: int = 50
     seed: int = 0
+    accent: float = 16.0
 
 
 @functools.lru_cache(maxsize=8)
@@ -253,7 +257,7 @@ def render(ev: Events, spec: RenderSpec, sample_rate: int = 22050, *,
     try:
         return _render_on(synth, sfid, ev, spec, sample_rate)
     finally:
-        if engine == "fluidsynth":
+        if engine == "fluidsynth" and not synth.cached:
             synth.close()
 
 
@@ -322,7 +326,7 @@ def _note_events(window: tuple[np.ndarray, ...], spec: RenderSpec,
         v = int(vo[i]) % len(spec.programs)
         start = max(0.0, on[i] * sec_per_ql + jitter[i])
         end = start + max(0.05, du[i] * sec_per_ql * 0.92)
-        accent = 16.0 * float(st[i])  # players stress the meter: downbeats most, then beats
+        accent = spec.accent * float(st[i])  # players stress the meter: downbeats most, then beats
         # + 0.0 when there is no velocity curve: the same float, so old renders are unchanged
         vel = int(np.clip(spec.velocity + accent + rng.normal(0, 5) - 4 * v + float(vx[i]), 20, 127))
         for k in range(len(spec.programs[v])):

@@ -32,6 +32,7 @@ from torch import nn
 from retrieval.encoders.base import l2_normalize
 from retrieval.encoders.common import resolve_device, weights_digest, window_starts
 from retrieval.encoders.features import FPS, SAMPLE_RATE, compute_features
+from retrieval.encoders.rhythm import RHYTHM_V2_DIM, rhythm_v2_features
 from retrieval.errors import RetrievalError, WeightsNotFoundError
 
 if TYPE_CHECKING:
@@ -61,9 +62,10 @@ class AudioTower(nn.Module):
     accuracy on a held-out soundfont.)
     """
 
-    def __init__(self, width: int = 16, hidden: int = 512) -> None:
+    def __init__(self, width: int = 16, hidden: int = 512, rhythm: int = 1) -> None:
         super().__init__()
         w = width
+        self.rhythm_version = rhythm
         self.cnn = nn.Sequential(
             nn.AvgPool1d(2),  # 25 frames/s is plenty for timbre; rhythm keeps 50
             _tblock(64 * 2, 4 * w, 3), _tblock(4 * w, 4 * w, 3), nn.MaxPool1d(2),
@@ -71,7 +73,8 @@ class AudioTower(nn.Module):
             _tblock(6 * w, 8 * w, 3), _tblock(8 * w, 8 * w, 3),
         )
         n_lags = MAX_LAG - MIN_LAG
-        self.rhythm = nn.Sequential(nn.Linear(n_lags + 4 + 2 * (len(BEAT_MULTIPLES) + 1), 192), nn.GELU(),
+        n_rhythm = n_lags + 4 + 2 * (len(BEAT_MULTIPLES) + 1) + (RHYTHM_V2_DIM if rhythm >= 2 else 0)
+        self.rhythm = nn.Sequential(nn.Linear(n_rhythm, 192), nn.GELU(),
                                     nn.Linear(192, 96), nn.GELU())
         self.onset_cnn = nn.Sequential(
             nn.Conv1d(1, 16, 9, padding=4), nn.GELU(), nn.MaxPool1d(2),
@@ -93,7 +96,10 @@ class AudioTower(nn.Module):
         delta = torch.nn.functional.pad(mel[:, :, 1:] - mel[:, :, :-1], (1, 0))
         x = self.cnn(torch.cat([mel, delta], dim=1))  # [B, 8w, T/4]
         timbre = torch.cat([x.mean(-1), x.amax(-1)], dim=1)
-        rhythm = self.rhythm(_rhythm_features(feats["onset"]))
+        r = _rhythm_features(feats["onset"])
+        if self.rhythm_version >= 2:  # accent-free onset train, tempogram, subdivision ratios
+            r = torch.cat([r, rhythm_v2_features(feats["onset"])], dim=1)
+        rhythm = self.rhythm(r)
         o = self.onset_cnn(feats["onset"][:, None])
         rhythm2 = torch.cat([o.mean(-1), o.amax(-1)], dim=1)
         harmony = self._harmony(feats["chroma"])
@@ -192,10 +198,10 @@ class TextHead(nn.Module):
 class ClapMini(nn.Module):
     """Both towers, the audio projection and the learned temperature."""
 
-    def __init__(self, dim: int = 512, width: int = 16) -> None:
+    def __init__(self, dim: int = 512, width: int = 16, rhythm: int = 1) -> None:
         super().__init__()
-        self.config = {"dim": dim, "width": width}
-        self.audio = AudioTower(width=width, hidden=512)
+        self.config = {"dim": dim, "width": width} if rhythm == 1 else {"dim": dim, "width": width, "rhythm": rhythm}
+        self.audio = AudioTower(width=width, hidden=512, rhythm=rhythm)
         self.audio_proj = nn.Linear(512, dim)
         self.text = TextHead(384, dim)
         self.logit_scale = nn.Parameter(torch.tensor(float(np.log(1 / 0.07))))
