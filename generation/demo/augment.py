@@ -91,6 +91,8 @@ class ProductionConfig:
 
 
 _STAGES = ("room", "eq", "band_limit", "compress", "noise", "codec")
+#: Sample rates MPEG-1/2/2.5 Layer III can carry; at any other rate the codec stage uses Vorbis.
+MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
 _EPS = 1e-9
 
 
@@ -351,7 +353,7 @@ def codec_round_trip(x: np.ndarray, sr: int, fmt: str, quality: float) -> np.nda
 
     Args:
         x: float32 mono signal.
-        sr: sample rate (MP3 supports 8-48 kHz rates; no resampling is done here).
+        sr: sample rate (MP3 only at :data:`MP3_RATES`; no resampling is done here).
         fmt: ``mp3`` or ``ogg``.
         quality: ``compression_level`` in [0, 1] (0 best quality, 1 smallest file).
 
@@ -396,7 +398,8 @@ def _stage_params(rng: random.Random, cfg: ProductionConfig, sr: int) -> dict[st
     if rng.random() < cfg.p_noise:
         p["noise"] = {"colour": rng.choice(["white", "pink", "brown"]), "snr_db": _draw(rng, cfg.snr_db)}
     if rng.random() < cfg.p_codec:
-        p["codec"] = {"fmt": "mp3" if rng.random() < cfg.p_mp3 else "ogg", "quality": _draw(rng, cfg.quality)}
+        mp3 = rng.random() < cfg.p_mp3 and sr in MP3_RATES
+        p["codec"] = {"fmt": "mp3" if mp3 else "ogg", "quality": _draw(rng, cfg.quality)}
     if rng.random() < cfg.p_level:
         p["level"] = {"peak_dbfs": _draw(rng, cfg.level_dbfs)}
     return p

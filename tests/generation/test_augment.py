@@ -179,3 +179,13 @@ def test_room_adds_a_tail():
     y, p = produce_with_params(x, SR, random.Random(0), ProductionConfig(p_level=0.0).only("room"))
     after = y[int(0.2 * SR):int(0.3 * SR)]
     assert np.sqrt(np.mean(after ** 2)) > 1e-4 and 0.15 <= p["room"]["rt60"] <= 1.6
+
+
+@pytest.mark.parametrize("sr", [16000, 22050, 96000])
+def test_codec_stage_at_other_rates_and_short_inputs(sr):
+    cfg = ProductionConfig().only("codec")
+    for n in (1, 300, sr // 2):
+        x = np.sin(np.arange(n) * 0.05).astype(np.float32) * 0.5
+        y, p = produce_with_params(x, sr, random.Random(n), cfg)
+        assert y.shape == x.shape and np.isfinite(y).all()
+        assert sr != 96000 or p["codec"]["fmt"] == "ogg"
