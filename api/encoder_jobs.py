@@ -19,7 +19,7 @@ from generation.symbolic.render import HELDOUT_SOUNDFONT, soundfont_paths, train
 from retrieval.captions import facts_from_row, training_captions
 from retrieval.encoders.default import DEFAULT_WEIGHTS, ClapMini, load_minilm
 from retrieval.encoders.features import FEATURE_VERSION, frames_for
-from retrieval.encoders.training import TrainConfig, TrainData, Trainer, label_arrays, save_weights
+from retrieval.encoders.training import TrainConfig, TrainData, Trainer, label_arrays, label_names, save_weights
 from retrieval.evaluation.encoder_report import zero_shot
 from retrieval.evaluation.metrics import retrieval_metrics
 
@@ -107,10 +107,15 @@ def quick_metrics(model: ClapMini, fs: FeatureSet) -> dict[str, float]:
 
 def train_default_encoder(cache: Path, out: Path = DEFAULT_WEIGHTS, *, size: int = 2400, renders: int = 2,
                           val_size: int = 200, seed: int = 0, cfg: TrainConfig | None = None,
-                          extra_captions: int = 0,
+                          extra_captions: int = 0, v2: bool = False, render_only: bool = False,
                           workers: int | None = None, log: Log = print,
                           progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
-    """Render the training and validation sets, train clap-mini, save it. Returns the training info."""
+    """Render the training and validation sets, train clap-mini, save it. Returns the training info.
+
+    ``v2`` renders with encoder v2's variety and production chain (:func:`v2_render_args`) and
+    adds ``extra_captions`` varied captions per clip (:func:`retrieval.caption_variety.varied_captions`)
+    instead of more template draws; without it the v1 weights are reproduced.
+    """
     cfg = cfg or TrainConfig(seed=seed)
     sfs = tuple(training_soundfonts())
     log(f"training soundfonts: {list(sfs)} (held out for evaluation: {HELDOUT_SOUNDFONT})")
@@ -118,17 +123,22 @@ def train_default_encoder(cache: Path, out: Path = DEFAULT_WEIGHTS, *, size: int
     def prog(name: str) -> Callable[[int, int], None] | None:
         return (lambda d, t: progress(name, d, t)) if progress else None
 
-    train_fs = cached_feature_set(cache, "train", log, size=size, seed=seed, splits=("train",),
-                                  renders=renders, soundfonts=sfs, workers=workers, progress=prog("train"))
-    val_fs = cached_feature_set(cache, "validation", log, size=val_size, seed=seed + 1,
+    extra = v2_render_args() if v2 else {}
+    suffix = "-v2" if v2 else ""
+    train_fs = cached_feature_set(cache, "train" + suffix, log, size=size, seed=seed, splits=("train",),
+                                  renders=renders, soundfonts=sfs, workers=workers, progress=prog("train"),
+                                  **extra)
+    val_fs = cached_feature_set(cache, "validation" + suffix, log, size=val_size, seed=seed + 1,
                                 splits=("validation",), renders=2, soundfonts=sfs, workers=workers,
-                                progress=prog("validation"))
+                                progress=prog("validation"), **extra)
+    if render_only:
+        return {"train_renders": len(train_fs.rows), "validation_renders": len(val_fs.rows)}
     texts: list[str] = []
     caption_ids: list[list[int]] = []
     for i, r in enumerate(train_fs.rows):
         ids = []
         # the catalog's own captions plus fresh draws from the same facts: more phrasings per clip
-        fresh = training_captions(facts_from_row(r), extra_captions, seed=seed * 100_003 + i) if extra_captions else []
+        fresh = _fresh_captions(r, extra_captions, seed * 100_003 + i, v2) if extra_captions else []
         for c in dict.fromkeys([*r["captions"], *fresh]):
             ids.append(len(texts))
             texts.append(c)
@@ -136,15 +146,30 @@ def train_default_encoder(cache: Path, out: Path = DEFAULT_WEIGHTS, *, size: int
     t = time.time()
     vecs = embed_captions(texts)
     log(f"embedded {len(texts)} captions with MiniLM in {time.time() - t:.0f} s")
-    data = TrainData(train_fs.logmel, train_fs.chroma, train_fs.onset, caption_ids, label_arrays(train_fs.rows))
+    data = TrainData(train_fs.logmel, train_fs.chroma, train_fs.onset, caption_ids,
+                     label_arrays(train_fs.rows, label_names(cfg)))
     trainer = Trainer(cfg, vecs, texts)
     info = trainer.fit(data, lambda m: quick_metrics(m, val_fs), log=log)
     info["data"] = {"train_pieces": len({r["piece_id"] for r in train_fs.rows}), "train_renders": len(train_fs.rows),
                     "validation_renders": len(val_fs.rows), "soundfonts": list(sfs),
-                    "heldout_soundfont": HELDOUT_SOUNDFONT if HELDOUT_SOUNDFONT in soundfont_paths() else None}
+                    "heldout_soundfont": HELDOUT_SOUNDFONT if HELDOUT_SOUNDFONT in soundfont_paths() else None,
+                    "v2": extra, "extra_captions": extra_captions}
     save_weights(trainer.model, out, info)
     log(f"saved {out}")
     return info
+
+
+def v2_render_args() -> dict[str, Any]:
+    """How encoder v2's training and in-distribution sets are rendered (one place for both)."""
+    return {"variety": "train", "production": True}
+
+
+def _fresh_captions(row: dict[str, Any], n: int, seed: int, v2: bool) -> list[str]:
+    if v2:
+        from retrieval.caption_variety import varied_captions
+
+        return varied_captions(facts_from_row(row), n, seed=seed)
+    return training_captions(facts_from_row(row), n, seed=seed)
 
 
 def evaluate_default_encoder(cache: Path, weights: Path | None = None, *, size: int = 400,
@@ -171,3 +196,52 @@ def evaluate_default_encoder(cache: Path, weights: Path | None = None, *, size: 
     enc = DefaultEncoder(weights, device="cpu")
     audio = audio_embeddings_from_features(enc.model, fs)
     return encoder_report(enc.id, sfs, audio, fs.rows, enc.embed_text)
+
+
+#: The test-set renderings of ``eval-encoder --suite v2`` (test-split pieces, never trained on).
+SUITE_SETS: dict[str, dict[str, Any]] = {
+    # v1's held-out check: the soundfont training never used, rendered as v1 renders
+    "heldout-soundfont": {"held_out_soundfont": True},
+    # as training renders (training soundfonts, render variety, production chain)
+    "in-distribution": {"held_out_soundfont": False, "variety": "train", "production": True},
+    # our held-out synth + soundfont + arrangement: FluidSynth, MuseScore, deadpan piano
+    "heldout-variant": {"held_out_soundfont": True, "variety": "heldout"},
+}
+
+
+def evaluate_suite(cache: Path, weights: Path | None, baseline: Path | None, *, size: int = 300,
+                   seed: int = 7, log: Log = print,
+                   progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Every set of :data:`SUITE_SETS` for the encoder and a baseline encoder, in one run.
+
+    Returns ``{"sets": {set: {encoder id: report}}, "headline": {set: {encoder id: figures}},
+    "drop": {encoder id: in-distribution -> heldout-variant drop}}``; each report also holds the
+    random-ranking baselines beside every retrieval figure.
+    """
+    from retrieval.encoders.default import DefaultEncoder
+    from retrieval.evaluation.encoder_report import encoder_report
+    from retrieval.evaluation.encoder_v2_report import drop, headline, v2_sections
+
+    if HELDOUT_SOUNDFONT not in soundfont_paths():
+        raise RuntimeError(f"the held-out soundfont {HELDOUT_SOUNDFONT} is not installed; run `make soundfonts`")
+    encoders = [DefaultEncoder(weights, device="cpu")]
+    if baseline is not None and Path(baseline).resolve() != encoders[0].path.resolve():
+        encoders.append(DefaultEncoder(baseline, device="cpu"))
+    out: dict[str, Any] = {"sets": {}, "headline": {}, "drop": {}, "size": size, "seed": seed}
+    for name, how in SUITE_SETS.items():
+        sfs = (HELDOUT_SOUNDFONT,) if how["held_out_soundfont"] else tuple(training_soundfonts())
+        extra = {k: v for k, v in how.items() if k != "held_out_soundfont"}
+        fs = cached_feature_set(cache, f"suite-{name}", log, size=size, seed=seed, splits=("test",), renders=2,
+                                soundfonts=sfs, augment=False, paraphrases=True,
+                                progress=(lambda d, t, n=name: progress(n, d, t)) if progress else None, **extra)
+        out["sets"][name], out["headline"][name] = {}, {}
+        for enc in encoders:
+            audio = audio_embeddings_from_features(enc.model, fs)
+            rep = encoder_report(enc.id, sfs, audio, fs.rows, enc.embed_text)
+            rep["v2"] = v2_sections(audio, fs.rows, enc.embed_text)
+            out["sets"][name][enc.id] = rep
+            out["headline"][name][enc.id] = headline(rep)
+    for enc in encoders:
+        out["drop"][enc.id] = drop(out["headline"]["in-distribution"][enc.id],
+                                   out["headline"]["heldout-variant"][enc.id])
+    return out

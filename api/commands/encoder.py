@@ -56,17 +56,24 @@ def train_encoder_command(
     budget_min: float = typer.Option(30.0, "--budget-min", min=1.0, help="Training time budget (minutes)."),
     seed: int = typer.Option(0, "--seed"),
     cache: Path = typer.Option(None, "--cache", help="Feature cache folder (default: $TUNESCOPE_HOME/encoder-data)."),
+    v2: bool = typer.Option(False, "--v2", help="Encoder v2: render variety, production chain, varied "
+                            "captions, accent-free rhythm features, a tune-type head."),
+    extra_captions: int = typer.Option(0, "--extra-captions", min=0, max=32,
+                                       help="Fresh captions per clip beside the catalog's (v2: varied ones)."),
+    render_only: bool = typer.Option(False, "--render-only", help="Build the feature caches and stop."),
 ) -> None:
     """Train the default encoder (clap-mini) on rendered train-split pieces.
 
-    Reproduces the committed weights (about 45 minutes on 2 CPU cores including rendering).
+    Without --v2 it reproduces the v1 weights (about 45 minutes on 2 CPU cores including
+    rendering); the committed v2 weights' sidecar JSON records the exact options they used.
     """
     from api.encoder_jobs import train_default_encoder
     from retrieval.encoders.default import DEFAULT_WEIGHTS
     from retrieval.encoders.training import TrainConfig
 
     settings = get_settings()
-    cfg = TrainConfig(epochs=epochs, time_budget_s=budget_min * 60, seed=seed)
+    cfg = TrainConfig(epochs=epochs, time_budget_s=budget_min * 60, seed=seed,
+                      rhythm=2 if v2 else 1, tune_type_head=v2)
     with _progress() as bar:
         tasks: dict[str, int] = {}
 
@@ -77,8 +84,9 @@ def train_encoder_command(
 
         info = train_default_encoder(cache or settings.home / "encoder-data", out or DEFAULT_WEIGHTS,
                                      size=size, renders=renders, val_size=val_size, seed=seed, cfg=cfg,
+                                     v2=v2, extra_captions=extra_captions, render_only=render_only,
                                      log=lambda s: bar.console.print(s), progress=prog)
-    console.print_json(json.dumps(info["best_metrics"]))
+    console.print_json(json.dumps(info.get("best_metrics", info)))
 
 
 def eval_encoder_command(
@@ -90,9 +98,18 @@ def eval_encoder_command(
     seed: int = typer.Option(7, "--seed"),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     cache: Path = typer.Option(None, "--cache"),
+    suite: str = typer.Option(None, "--suite", help="'v2': the held-out soundfont, in-distribution and "
+                              "held-out variant sets, for the encoder and --baseline, in one run."),
+    baseline: Path = typer.Option(None, "--baseline", help="Weights compared with --suite (default: the "
+                                  "committed v1 weights, retrieval/encoders/weights/clap-mini-v1.safetensors)."),
+    out: Path = typer.Option(None, "--out", help="With --suite: also write the whole report as JSON here."),
 ) -> None:
     """Evaluate on test-split pieces (never trained on), next to a random-ranking baseline."""
     from api.encoder_jobs import evaluate_default_encoder
+
+    if suite is not None:
+        _run_suite(suite, weights, baseline, size, seed, cache, as_json, out)
+        return
 
     if encoder != "default":
         raise typer.BadParameter("eval-encoder evaluates the default encoder (features are cached per "
@@ -109,6 +126,62 @@ def eval_encoder_command(
         print(json.dumps(report, indent=2))
         return
     print_report(report)
+
+
+def _run_suite(suite: str, weights: Path | None, baseline: Path | None, size: int, seed: int,
+               cache: Path | None, as_json: bool, out: Path | None) -> None:
+    from api.encoder_jobs import evaluate_suite
+    from retrieval.encoders.default import WEIGHTS_DIR
+
+    if suite != "v2":
+        raise typer.BadParameter(f"--suite must be 'v2', got {suite!r}")
+    baseline = baseline or WEIGHTS_DIR / "clap-mini-v1.safetensors"
+    settings = get_settings()
+    with _progress() as bar:
+        tasks: dict[str, int] = {}
+
+        def prog(name: str, d: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(f"rendering {name}", total=total)
+            bar.update(tasks[name], completed=d)
+
+        report = evaluate_suite(cache or settings.home / "encoder-data", weights,
+                                baseline if baseline.is_file() else None, size=size, seed=seed,
+                                log=lambda s: bar.console.print(s), progress=prog)
+    if out:
+        out.write_text(json.dumps(report, indent=2))
+    if as_json:
+        print(json.dumps({k: report[k] for k in ("headline", "drop", "size", "seed")}, indent=2))
+        return
+    print_suite(report)
+
+
+def print_suite(report: dict) -> None:
+    """The suite's headline figures per set and encoder, and the drops (stdout)."""
+    out = Console()
+    for name, by_enc in report["headline"].items():
+        t = Table(title=f"{name} ({report['size']} test pieces x 2 renders)")
+        t.add_column("figure")
+        ids = list(by_enc)
+        for i in ids:
+            t.add_column(i)
+        t.add_column("random")
+        first = report["sets"][name][ids[0]]
+        randoms = {"paraphrase -> audio R@10": first["retrieval"]["paraphrase -> audio"]["random"]["R@10"],
+                   "single-attribute P@10": first["single_attribute"]["mean_random_P@10"],
+                   "real descriptions nDCG@10": first["v2"]["real_descriptions"].get("mean_random_nDCG@10")}
+        for fig in by_enc[ids[0]]:
+            r = randoms.get(fig)
+            t.add_row(fig, *[f"{by_enc[i][fig]:.3f}" for i in ids], "" if r is None else f"{r:.3f}")
+        out.print(t)
+    t = Table(title="drop from in-distribution to the held-out variant (1 - heldout / in-distribution)")
+    t.add_column("figure")
+    ids = list(report["drop"])
+    for i in ids:
+        t.add_column(i)
+    for fig in report["drop"][ids[0]]:
+        t.add_row(fig, *[f"{report['drop'][i][fig]:+.1%}" for i in ids])
+    out.print(t)
 
 
 def print_report(report: dict) -> None:

@@ -1,0 +1,65 @@
+"""``tunescope train-all``: retrain every model in the order they depend on each other.
+
+The prior is trained in the encoder's embedding space and tied to its weights (its file is
+named after the encoder id), and the catalog's vectors are the encoder's: a new encoder alone
+would strand both. So one command runs, in order:
+
+1. ``train-encoder`` (``--v2`` by default: the committed encoder's recipe);
+2. ``embed``: every catalog track gets a vector from the new encoder (resumable; the search
+   index catches up with the database when the server starts);
+3. ``train-prior``: reads those stored vectors, trains, writes ``prior-<encoder id>``;
+4. the generator, once the backfill issue adds one, goes here.
+
+Each step is the same command a user can run alone, invoked with the options below and its
+own defaults otherwise, so ``train-all`` can never drift from the steps it chains.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def train_all_command(
+    ctx: typer.Context,
+    v2: bool = typer.Option(True, "--v2/--v1", help="Encoder recipe (v2: the committed one)."),
+    size: int = typer.Option(4500, "--size", min=10, help="Encoder training pieces."),
+    renders: int = typer.Option(1, "--renders", min=1, max=8, help="Renders per training piece."),
+    extra_captions: int = typer.Option(6, "--extra-captions", min=0, max=32,
+                                       help="Varied captions per clip beside the catalog's."),
+    budget_min: float = typer.Option(30.0, "--budget-min", min=1.0, help="Encoder training budget (minutes)."),
+    prior_steps: int = typer.Option(6000, "--prior-steps", min=1, help="Prior optimiser steps."),
+    encoder_out: Path = typer.Option(None, "--encoder-out",
+                                     help="Encoder weights file (default: the packaged clap-mini)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Retrain the encoder, re-embed the catalog with it, then retrain the prior on it."""
+    root = ctx.parent.command if ctx.parent else None
+    if not isinstance(root, click.Group):
+        raise typer.BadParameter("train-all must run from the tunescope CLI")
+    steps: list[tuple[str, dict[str, object]]] = [
+        ("train-encoder", {"v2": v2, "size": size, "renders": renders, "extra_captions": extra_captions,
+                           "budget_min": budget_min, "seed": seed, "out": encoder_out}),
+        ("embed", {}),
+        ("train-prior", {"steps": prior_steps, "seed": seed}),
+    ]
+    if encoder_out is not None:
+        console.print("[yellow]note:[/yellow] --encoder-out is not the configured encoder: set "
+                      "TUNESCOPE_ENCODER_PATH to it, or embed and train-prior will use the packaged one")
+    for i, (name, kwargs) in enumerate(steps, 1):
+        cmd = root.get_command(ctx, name)
+        if cmd is None:
+            raise typer.BadParameter(f"the CLI has no {name!r} command")
+        console.rule(f"[bold]{i}/{len(steps)} {name}")
+        ctx.invoke(cmd, **kwargs)
+    console.print("[green]done:[/green] encoder, catalog vectors and prior are consistent; restart the server")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train-all`` to the CLI."""
+    app.command("train-all")(train_all_command)
