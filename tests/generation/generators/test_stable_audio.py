@@ -76,3 +76,16 @@ def test_incomplete_pipeline(tmp_path: Path, ckpt: Path) -> None:
         f.unlink()
     with pytest.raises(GeneratorWeightsNotFound, match=r"transformer/\*.safetensors"):
         load_generator("stable-audio", d, device="cpu")
+
+
+def test_the_released_scheduler_keeps_one_seed_per_candidate(tmp_path: Path) -> None:
+    """The cosine SDE solver draws its noise from one Brownian tree per generator's seed."""
+    pytest.importorskip("torchsde")
+    d = save_stable_audio(tmp_path / "sa", scheduler="CosineDPMSolverMultistepScheduler")
+    gen = load_generator("stable-audio", d, device="cpu", num_inference_steps=3, batch_size=3)
+    assert type(gen.pipe.scheduler).__name__ == "CosineDPMSolverMultistepScheduler"
+    a = gen.generate(GenerationRequest(**REQ))
+    np.testing.assert_array_equal(a[1].audio, gen.generate(GenerationRequest(**REQ))[1].audio)
+    alone = gen.generate(GenerationRequest(**{**REQ, "n_candidates": 1, "seed": 12}))[0]
+    np.testing.assert_allclose(alone.audio, a[1].audio, atol=1e-5)
+    assert not np.allclose(a[0].audio, a[1].audio, atol=1e-3)
