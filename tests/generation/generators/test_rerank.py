@@ -65,7 +65,17 @@ def test_max_prefers_a_mode_mean_prefers_the_blend(rng: np.random.Generator) -> 
     cands = [_tone(1, seed=0), _tone(5, seed=1), _tone(1, 5, seed=2)]
     by_max = [c.seed for c, _ in rerank(cands, enc, targets, None, 0.0, aggregate="max")]
     by_mean = [c.seed for c, _ in rerank(cands, enc, targets, None, 0.0, aggregate="mean")]
-    assert by_max[-1] == 2 and by_mean[0] == 2
+    by_top = [c.seed for c, _ in rerank(cands, enc, targets, None, 0.0)]  # the default
+    assert by_max[-1] == 2 and by_top[-1] == 2 and by_mean[0] == 2
+
+
+def test_one_stray_sample_carries_max_but_not_the_default(rng: np.random.Generator) -> None:
+    """Seven samples around band 1, one stray at band 6: the band-6 tone should not win."""
+    enc = BandEncoder()
+    targets = np.concatenate([_mode(1, rng, k=7), _axis(6)[None]])
+    cands = [_tone(1, 2, seed=0), _tone(6, seed=1)]  # near the mode / exactly on the stray one
+    assert rerank(cands, enc, targets, None, 0.0, aggregate="max")[0][0].seed == 1
+    assert rerank(cands, enc, targets, None, 0.0)[0][0].seed == 0
 
 
 def test_the_query_term_moves_the_ranking(rng: np.random.Generator) -> None:
