@@ -53,10 +53,10 @@ def bench_backends(n: int, repeats: int) -> None:
                                     n_candidates=n, seed=0)
             gen.generate(req)  # warm-up: first-call allocations and lazy imports
             best = min(_timed(gen.generate, req) for _ in range(repeats))
-        steps = opts.get("num_inference_steps", f"{round(seconds * gen.frame_rate)} tokens"
-                         if hasattr(gen, "frame_rate") else "")
+        steps = (f"{opts['num_inference_steps']} denoising steps" if "num_inference_steps" in opts
+                 else f"{round(seconds * gen.frame_rate)} decoder steps")
         print(f"{name:14} {load:7.2f} {best / n:12.4f} {seconds * n / best:10.1f}  "
-              f"({seconds} s at {gen.sample_rate} Hz, {steps} steps)")
+              f"({seconds} s at {gen.sample_rate} Hz, {steps})")
 
 
 def _timed(fn, *args) -> float:
@@ -100,12 +100,12 @@ def bench_rerank(trials: int = 2000, dim: int = 64, k: int = 8, seed: int = 0) -
               f"stray sample hands the win to an off-target candidate {hijack[rule] / trials:6.1%}")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="bench_generators", description=__doc__.splitlines()[0])
     ap.add_argument("--candidates", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--rerank", action="store_true", help="only the aggregation measurement")
-    args = ap.parse_args()
+    args, _ = ap.parse_known_args(argv)  # python -m benchmarks passes everyone's arguments
     if not args.rerank:
         bench_backends(args.candidates, args.repeats)
     bench_rerank()
