@@ -15,7 +15,13 @@ import torch
 
 from generation.errors import GenerationError
 from generation.generators.base import Candidate, GenerationRequest
-from generation.generators.common import targets_note, to_mono, torch_generators, weights_id
+from generation.generators.common import (
+    check_tokenizer,
+    targets_note,
+    to_mono,
+    torch_generators,
+    weights_id,
+)
 
 
 class DiffusersAudioGenerator:
@@ -38,6 +44,9 @@ class DiffusersAudioGenerator:
         if num_inference_steps < 1 or batch_size < 1:
             raise GenerationError(f"num_inference_steps and batch_size must be >= 1, got "
                                   f"{num_inference_steps}, {batch_size}")
+        for name in ("tokenizer", "tokenizer_2"):  # the silent all-UNK tokenizer, caught here
+            if getattr(pipe, name, None) is not None:
+                check_tokenizer(getattr(pipe, name), path / name)
         self.pipe = pipe.to(self.device)
         self.pipe.set_progress_bar_config(disable=True)
         self.sample_rate = sample_rate

@@ -89,3 +89,19 @@ def test_the_released_scheduler_keeps_one_seed_per_candidate(tmp_path: Path) -> 
     alone = gen.generate(GenerationRequest(**{**REQ, "n_candidates": 1, "seed": 12}))[0]
     np.testing.assert_allclose(alone.audio, a[1].audio, atol=1e-5)
     assert not np.allclose(a[0].audio, a[1].audio, atol=1e-3)
+
+
+def test_a_tokenizer_that_knows_no_english_is_refused(tmp_path: Path, ckpt: Path) -> None:
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    d = tmp_path / "unk"
+    shutil.copytree(ckpt, d)
+    shutil.rmtree(d / "tokenizer")
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [(f"zz{i}", -1.0) for i in range(50)]
+    tok = Tokenizer(models.Unigram(pieces, unk_id=2))  # T5's model type, a vocabulary of nonsense
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    transformers.T5Tokenizer(tokenizer_object=tok, eos_token="</s>", unk_token="<unk>",
+                             pad_token="<pad>", extra_ids=0).save_pretrained(d / "tokenizer")
+    with pytest.raises(GeneratorWeightsNotFound, match="unknown tokens only"):
+        load_generator("stable-audio", d, device="cpu")
