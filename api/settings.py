@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     )
     encoder: str = Field(default="default", description="Encoder used by search and embed.")
     encoder_path: Path | None = Field(default=None, description="Local weights for non-default encoders.")
+    generator: str = Field(default="symbolic", description=(
+        "Generator used by backfill and generate: symbolic, musicgen, audioldm2 or stable-audio."))
+    generator_path: Path | None = Field(default=None,
+                                        description="Local weights directory for the real generator backends.")
     device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
     min_duration_s: float = Field(default=1.0, gt=0)
     max_duration_s: float = Field(default=1800.0, gt=0)

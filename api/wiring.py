@@ -1,4 +1,4 @@
-"""Wiring: the one place where settings become objects (encoder, prior, search service).
+"""Wiring: the one place where settings become objects (encoder, generator, prior, search service).
 
 Every entry point calls these: the HTTP app, the CLI commands and the embedding stage of
 ingestion. Keeping them here is what guarantees that the vectors a query is compared with come
@@ -19,6 +19,7 @@ from api.settings import Settings
 from index.store import AudioStore
 
 if TYPE_CHECKING:  # heavy imports stay lazy: torch loads only when an encoder is built
+    from generation.generators.base import Generator
     from retrieval.encoders.base import Encoder
     from retrieval.prior.pipeline import PriorPipeline
     from retrieval.search import SearchService
@@ -36,6 +37,19 @@ def build_encoder(settings: Settings, name: str | None = None) -> Encoder:
     from retrieval.encoders import load_encoder
 
     return load_encoder(name or settings.encoder, settings.encoder_path, settings.device)
+
+
+def build_generator(settings: Settings, name: str | None = None) -> Generator:
+    """The generator named by ``name`` or ``settings.generator``, with its configured weights path.
+
+    Raises:
+        GenerationError: an unknown name; ``GeneratorWeightsNotFound`` when the configured
+            directory lacks files, ``GeneratorUnavailable`` when the backend cannot be imported
+            (a missing extra, or a backend not built yet).
+    """
+    from generation.generators import load_generator
+
+    return load_generator(name or settings.generator, settings.generator_path, settings.device)
 
 
 def load_prior(encoder_id: str, weights_dir: str | Path | None = None) -> PriorPipeline:

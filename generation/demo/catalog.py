@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from generation.errors import GenerationError
 from generation.demo.variety import accompaniment_instruments, prepare
+from generation.errors import GenerationError
 from generation.symbolic.corpus import Source, corpus_root, list_sources
 from generation.symbolic.ensembles import FAMILY_ENSEMBLES, Ensemble, ensemble, programs_for
 from generation.symbolic.render import Events, RenderSpec, load_score, render, score_to_events, training_soundfonts

@@ -13,7 +13,14 @@ from generation.demo.catalog import RenderJob, plan_catalog, render_job
 from generation.demo.variety import apply_variety, extend_programs, plan_variety, prepare
 from generation.symbolic import fluid
 from generation.symbolic.ensembles import MELODY_ENSEMBLES, POLY_ENSEMBLES, programs_for
-from generation.symbolic.render import HELDOUT_SOUNDFONT, RenderSpec, load_score, render, score_to_events, soundfont_paths
+from generation.symbolic.render import (
+    HELDOUT_SOUNDFONT,
+    RenderSpec,
+    load_score,
+    render,
+    score_to_events,
+    soundfont_paths,
+)
 from tests.generation.test_render_and_catalog import JIG
 
 needs_fluid = pytest.mark.skipif(not fluid.fluid_available(), reason=fluid.INSTALL_HINT)
