@@ -24,6 +24,9 @@ def demo_catalog(
                                     "validation, test. A test-only catalog is an evaluation set."),
     soundfont: str = typer.Option("train", "--soundfont",
                                   help="'train' (the training soundfonts) or 'heldout' (one never trained on)."),
+    variety: str = typer.Option(None, "--variety", help="Render variety: 'train' (encoder v2's training "
+                                "variation) or 'heldout' (the held-out variant: FluidSynth, deadpan piano; "
+                                "use with --soundfont heldout)."),
 ) -> None:
     """Render real corpus pieces as 20-30 s excerpts, with metadata and captions.
 
@@ -40,6 +43,8 @@ def demo_catalog(
         raise typer.BadParameter(f"--split must be train, validation or test, got {', '.join(bad)}")
     if soundfont not in ("train", "heldout"):
         raise typer.BadParameter(f"--soundfont must be 'train' or 'heldout', got {soundfont!r}")
+    if variety not in (None, "train", "heldout"):
+        raise typer.BadParameter(f"--variety must be 'train' or 'heldout', got {variety!r}")
     sfs: tuple[str, ...] | None = None
     if soundfont == "heldout":
         if HELDOUT_SOUNDFONT not in soundfont_paths():
@@ -52,7 +57,7 @@ def demo_catalog(
         task = bar.add_task("render", total=size)
         summary = build_catalog(out, size, seed, renders=renders, sample_rate=sample_rate,
                                 workers=workers or None, soundfonts=sfs, splits=split or None,
-                                progress=lambda done, total: bar.update(task, completed=done))
+                                variety=variety, progress=lambda done, total: bar.update(task, completed=done))
     table = Table(title=f"demo catalog: {summary['tracks']} tracks from {summary['pieces']} pieces")
     table.add_column("family")
     table.add_column("tracks", justify="right")

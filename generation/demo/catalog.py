@@ -384,7 +384,7 @@ def build_catalog(out_dir: Path, size: int = 1500, seed: int = 0, *, renders: in
                   sample_rate: int = 22050, workers: int | None = None,
                   soundfonts: Sequence[str] | None = None, splits: Sequence[str] | None = None,
                   paraphrases: bool = False, progress: Callable[[int, int], None] | None = None,
-                  sources: Sequence[Source] | None = None) -> dict[str, Any]:
+                  sources: Sequence[Source] | None = None, variety: str | None = None) -> dict[str, Any]:
     """Render a catalog of ``size`` pieces into ``out_dir`` (``audio/`` + ``metadata.jsonl``).
 
     Args:
@@ -399,6 +399,8 @@ def build_catalog(out_dir: Path, size: int = 1500, seed: int = 0, *, renders: in
         paraphrases: also write evaluation-only paraphrased captions.
         progress: called with (pieces done, pieces wanted).
         sources: draw from these pieces only (default: the whole corpus).
+        variety: render variety (:mod:`generation.demo.variety`), e.g. "heldout" for the
+            held-out render variant's evaluation catalog; None renders as v1 did.
 
     Returns:
         A summary: pieces, tracks, failures (piece id -> reason), counts per family.
@@ -415,7 +417,7 @@ def build_catalog(out_dir: Path, size: int = 1500, seed: int = 0, *, renders: in
 
     def make_job(index: int, source: Source) -> RenderJob:
         return RenderJob(index, source, renders, seed, sample_rate, str(out_dir), sfs,
-                         paraphrases=paraphrases)
+                         paraphrases=paraphrases, variety=variety)
 
     rows_by_index, failures = _render_plan(plan, size, make_job, workers, progress)
     rows = [row for i in sorted(rows_by_index) for row in rows_by_index[i]]

@@ -36,6 +36,7 @@ HEADLINE: tuple[tuple[tuple[str, ...], str], ...] = (
     (("retrieval", "paraphrase -> audio", "R@10"), "paraphrase -> audio R@10"),
     (("v2", "real_descriptions", "mean_nDCG@10"), "real descriptions nDCG@10"),
     (("zero_shot", "tune_type", "balanced_accuracy"), "tune type balanced acc."),
+    (("v2", "mood_cells", "balanced_accuracy"), "mood cells balanced acc."),
 )
 
 
@@ -79,10 +80,33 @@ def real_description_eval(audio: np.ndarray, rows: Sequence[dict[str, Any]], emb
             "per_query": per}
 
 
+def mood_cells(audio: np.ndarray, rows: Sequence[dict[str, Any]], embed_text: EmbedText) -> dict[str, Any]:
+    """The mood hypothesis's test on the encoder (:data:`retrieval.caption_variety.MOOD_HYPOTHESIS`).
+
+    Six-way zero-shot: each render goes to the (tempo bucket, mode family) cell whose mood words
+    (``"a {word} piece"``) its audio is nearest; chance is 1/6 balanced. A cell the encoder
+    cannot find says its words are not (yet) grounded in what is heard.
+    """
+    from retrieval.caption_variety import MOOD_TABLE
+
+    cells = list(MOOD_TABLE)
+    keep = [i for i, r in enumerate(rows) if (r.get("tempo_bucket"), r.get("mode_family")) in MOOD_TABLE]
+    if not keep:
+        return {"balanced_accuracy": float("nan"), "n": 0}
+    vecs = np.stack([_class_vector(embed_text, [f"a {w} piece" for w in MOOD_TABLE[c]]) for c in cells])
+    pred = (audio[keep] @ vecs.T).argmax(1)
+    truth = np.array([cells.index((rows[i]["tempo_bucket"], rows[i]["mode_family"])) for i in keep])
+    per_cell = {f"{c[0]}+{c[1]}": float(np.mean(pred[truth == k] == k)) if (truth == k).any() else float("nan")
+                for k, c in enumerate(cells)}
+    return {"balanced_accuracy": balanced_accuracy(truth, pred), "chance": 1 / len(cells), "n": len(keep),
+            "recall_per_cell": per_cell}
+
+
 def v2_sections(audio: np.ndarray, rows: Sequence[dict[str, Any]], embed_text: EmbedText) -> dict[str, Any]:
-    """The ``v2`` block of a report: compound vs simple and real descriptions."""
+    """The ``v2`` block of a report: compound vs simple, real descriptions, the mood cells."""
     return {"compound_vs_simple": compound_vs_simple(audio, rows, embed_text),
-            "real_descriptions": real_description_eval(audio, rows, embed_text)}
+            "real_descriptions": real_description_eval(audio, rows, embed_text),
+            "mood_cells": mood_cells(audio, rows, embed_text)}
 
 
 def headline(report: dict[str, Any]) -> dict[str, float]:

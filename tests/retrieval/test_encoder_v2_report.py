@@ -71,3 +71,24 @@ def test_headline_and_drop() -> None:
     assert np.isnan(h["single-attribute P@10"])  # missing sections read as NaN, never as 0
     d = drop({"a": 0.8, "b": 0.5, "c": float("nan")}, {"a": 0.72, "b": 0.6, "c": 0.3})
     assert abs(d["a"] - 0.1) < 1e-9 and abs(d["b"] + 0.2) < 1e-9 and np.isnan(d["c"])
+
+
+def test_mood_cells_follow_the_hypothesis_table() -> None:
+    from retrieval.caption_variety import MOOD_TABLE
+    from retrieval.evaluation.encoder_v2_report import mood_cells
+
+    cells = list(MOOD_TABLE)
+    axis = {w: k for k, c in enumerate(cells) for w in MOOD_TABLE[c]}
+
+    def embed(texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 8), np.float32)
+        for i, t in enumerate(texts):
+            out[i, axis[t.split()[1]]] = 1.0
+        return out
+
+    rows = [{"tempo_bucket": c[0], "mode_family": c[1]} for c in cells for _ in range(3)]
+    audio = np.eye(8, dtype=np.float32)[[k for k in range(6) for _ in range(3)]]
+    m = mood_cells(audio, rows, embed)
+    assert m["balanced_accuracy"] == 1.0 and m["n"] == 18 and abs(m["chance"] - 1 / 6) < 1e-9
+    shifted = np.eye(8, dtype=np.float32)[[(k + 1) % 6 for k in range(6) for _ in range(3)]]
+    assert mood_cells(shifted, rows, embed)["balanced_accuracy"] == 0.0
