@@ -10,15 +10,15 @@ would strand both. So one command runs, in order:
 3. ``train-prior``: reads those stored vectors, trains, writes ``prior-<encoder id>``;
 4. the generator, once the backfill issue adds one, goes here.
 
-Each step is the same command a user can run alone, invoked with the options below and its
-own defaults otherwise, so ``train-all`` can never drift from the steps it chains.
+Each step is the same command a user can run alone, run with the command line printed above
+it (the options below, its own defaults otherwise), so ``train-all`` can never drift from the
+steps it chains.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import click
 import typer
 from rich.console import Console
 
@@ -32,21 +32,27 @@ def train_all_command(
     renders: int = typer.Option(1, "--renders", min=1, max=8, help="Renders per training piece."),
     extra_captions: int = typer.Option(6, "--extra-captions", min=0, max=32,
                                        help="Varied captions per clip beside the catalog's."),
+    val_size: int = typer.Option(200, "--val-size", min=10, help="Encoder validation pieces."),
+    epochs: int = typer.Option(40, "--epochs", min=1, max=500, help="Encoder epochs (at most)."),
     budget_min: float = typer.Option(30.0, "--budget-min", min=1.0, help="Encoder training budget (minutes)."),
     prior_steps: int = typer.Option(6000, "--prior-steps", min=1, help="Prior optimiser steps."),
+    prior_batch_size: int = typer.Option(256, "--prior-batch-size", min=1),
     encoder_out: Path = typer.Option(None, "--encoder-out",
                                      help="Encoder weights file (default: the packaged clap-mini)."),
+    prior_out: Path = typer.Option(None, "--prior-out", help="Prior weights file (default: the package's, "
+                                   "one per encoder id)."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Retrain the encoder, re-embed the catalog with it, then retrain the prior on it."""
-    root = ctx.parent.command if ctx.parent else None
-    if not isinstance(root, click.Group):
+    root = ctx.find_root().command  # the CLI group (Typer vendors its own click: no isinstance)
+    if not hasattr(root, "get_command"):
         raise typer.BadParameter("train-all must run from the tunescope CLI")
     steps: list[tuple[str, dict[str, object]]] = [
         ("train-encoder", {"v2": v2, "size": size, "renders": renders, "extra_captions": extra_captions,
-                           "budget_min": budget_min, "seed": seed, "out": encoder_out}),
+                           "val_size": val_size, "epochs": epochs, "budget_min": budget_min, "seed": seed,
+                           "out": encoder_out}),
         ("embed", {}),
-        ("train-prior", {"steps": prior_steps, "seed": seed}),
+        ("train-prior", {"steps": prior_steps, "batch_size": prior_batch_size, "seed": seed, "out": prior_out}),
     ]
     if encoder_out is not None:
         console.print("[yellow]note:[/yellow] --encoder-out is not the configured encoder: set "
@@ -55,9 +61,21 @@ def train_all_command(
         cmd = root.get_command(ctx, name)
         if cmd is None:
             raise typer.BadParameter(f"the CLI has no {name!r} command")
-        console.rule(f"[bold]{i}/{len(steps)} {name}")
-        ctx.invoke(cmd, **kwargs)
+        argv = _argv(kwargs)
+        console.rule(f"[bold]{i}/{len(steps)} tunescope {name} {' '.join(argv)}")
+        cmd.main(args=argv, prog_name=f"tunescope {name}", standalone_mode=False)
     console.print("[green]done:[/green] encoder, catalog vectors and prior are consistent; restart the server")
+
+
+def _argv(options: dict[str, object]) -> list[str]:
+    """The command line a user would type for ``options`` (flags on when true, None left out)."""
+    argv: list[str] = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None or value is False:
+            continue
+        argv += [flag] if value is True else [flag, str(value)]
+    return argv
 
 
 def register(app: typer.Typer) -> None:
