@@ -61,6 +61,8 @@ def train_encoder_command(
     extra_captions: int = typer.Option(0, "--extra-captions", min=0, max=32,
                                        help="Fresh captions per clip beside the catalog's (v2: varied ones)."),
     render_only: bool = typer.Option(False, "--render-only", help="Build the feature caches and stop."),
+    aux_weight: float = typer.Option(0.3, "--aux-weight", min=0.0, max=10.0,
+                                     help="Weight of the auxiliary attribute heads (instrument, tempo, mode, metre...)."),
 ) -> None:
     """Train the default encoder (clap-mini) on rendered train-split pieces.
 
@@ -73,7 +75,7 @@ def train_encoder_command(
 
     settings = get_settings()
     cfg = TrainConfig(epochs=epochs, time_budget_s=budget_min * 60, seed=seed,
-                      rhythm=2 if v2 else 1, tune_type_head=v2)
+                      rhythm=2 if v2 else 1, tune_type_head=v2, aux_weight=aux_weight)
     with _progress() as bar:
         tasks: dict[str, int] = {}
 
