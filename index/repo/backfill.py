@@ -256,16 +256,17 @@ def heartbeat(factory: SessionFactory, job: BackfillJob, *, lease_s: float,
 
 
 def complete(factory: SessionFactory, job: BackfillJob, track_ids: list[int], *,
-             now: dt.datetime | None = None) -> bool:
+             progress: dict[str, Any] | None = None, now: dt.datetime | None = None) -> bool:
     """Mark the job done with its stored tracks; False when the lease was lost meanwhile."""
     now = now or utcnow()
+    extra = {} if progress is None else {"progress": progress}
     return _transition(factory, job, status=DONE, result_track_ids=[int(t) for t in track_ids],
                        finished_at=now, updated_at=now, lease_owner=None,
-                       lease_expires_at=None, error=None)
+                       lease_expires_at=None, error=None, **extra)
 
 
 def fail(factory: SessionFactory, job: BackfillJob, reason: str, *,
-         now: dt.datetime | None = None) -> str | None:
+         progress: dict[str, Any] | None = None, now: dt.datetime | None = None) -> str | None:
     """Record a failed attempt: back to the queue while attempts remain, else ``failed``.
 
     Returns:
@@ -274,9 +275,10 @@ def fail(factory: SessionFactory, job: BackfillJob, reason: str, *,
     now = now or utcnow()
     final = job.attempts >= job.max_attempts
     status = FAILED if final else QUEUED
+    extra = {} if progress is None else {"progress": progress}
     ok = _transition(factory, job, status=status, error=reason[:4000], updated_at=now,
                      lease_owner=None, lease_expires_at=None,
-                     finished_at=now if final else None)
+                     finished_at=now if final else None, **extra)
     return status if ok else None
 
 
