@@ -49,7 +49,7 @@ def sine_wav(freq: float, seconds: float = 1.0, sample_rate: int = 8000) -> byte
 
 def keeper(query: str, index: int) -> Keeper:
     rng = np.random.default_rng(_seed(query, index))
-    freq = 180.0 + (_seed(query) % 400) + 23.0 * index
+    freq = 180.0 + (_seed(query) % 10**6) / 2500 + 23.0 * index  # distinct per query
     vec = rng.standard_normal(DIM).astype(np.float32)
     prior = rng.standard_normal((2, DIM)).astype(np.float32)
     return Keeper(
