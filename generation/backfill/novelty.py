@@ -25,10 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from generation.errors import GenerationError
 from generation.symbolic.corpus import Source, corpus_root, list_sources
 from generation.symbolic.render import Events, load_score, score_to_events
+from index.models import Track
 
 #: The gate's run length: 12 (interval, duration) pairs, i.e. 13 notes.
 DEFAULT_N = 12
@@ -89,22 +92,67 @@ def _mix(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint64(31))
 
 
+def _powers(n: int) -> np.ndarray:
+    """``[M**(n-1), ..., M, 1]`` modulo 2**64: Horner's rule as one dot product per window."""
+    p = np.ones(n, np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(n - 2, -1, -1):
+            p[k] = p[k + 1] * _MULT
+    return p
+
+
+_POWERS = {DEFAULT_N: _powers(DEFAULT_N)}
+
+
 def window_hashes(tokens: np.ndarray, n: int = DEFAULT_N) -> np.ndarray:
     """The 64-bit hash of every run of ``n`` consecutive tokens: ``[len(tokens) - n + 1]``."""
     m = len(tokens) - n + 1
     if m <= 0:
         return np.zeros(0, np.uint64)
-    h = np.zeros(m, np.uint64)
+    powers = _POWERS.get(n)
+    if powers is None:
+        powers = _POWERS.setdefault(n, _powers(n))
+    tokens = np.ascontiguousarray(tokens, np.uint64)
+    # as_strided, not sliding_window_view: the same read-only view at half the call overhead.
+    windows = np.lib.stride_tricks.as_strided(tokens, (m, n), (8, 8), writeable=False)
     with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
-        for k in range(n):
-            h = h * _MULT + tokens[k:k + m]
-        return _mix(h)
+        return _mix((windows * powers).sum(axis=1, dtype=np.uint64))
+
+
+def _event_windows(ev: Events, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of every ``n``-pair window of every voice of ``ev`` in one vectorised pass.
+
+    Returns:
+        ``(hashes [w], valid [w])``: a window that straddles two voices is not ``valid``
+        (keeping it in place, masked, keeps runs within one voice contiguous).
+    """
+    ticks = np.round(ev.onset * _TICKS_PER_QL).astype(np.int64)
+    pitch = ev.pitch.astype(np.int64)
+    voice = ev.voice.astype(np.int64)
+    order = np.lexsort((-pitch, ticks, voice))  # by voice, onset, highest pitch first
+    ticks, pitch, voice = ticks[order], pitch[order], voice[order]
+    keep = np.ones(len(ticks), bool)
+    keep[1:] = (ticks[1:] != ticks[:-1]) | (voice[1:] != voice[:-1])  # skyline
+    ticks, pitch, voice = ticks[keep], pitch[keep], voice[keep]
+    if len(ticks) <= n:
+        return np.zeros(0, np.uint64), np.zeros(0, bool)
+    interval = np.clip(np.diff(pitch), -127, 127) + 128
+    tokens = ((interval << 24) | np.clip(np.diff(ticks), 0, (1 << 24) - 1)).astype(np.uint64)
+    crossings = np.concatenate(([0], np.cumsum(voice[1:] != voice[:-1])))
+    return window_hashes(tokens, n), crossings[n:] == crossings[:-n]
 
 
 def notes_hashes(notes: Notes, n: int = DEFAULT_N) -> list[np.ndarray]:
     """Window hashes of each melodic line of ``notes`` (an Events, or ``(pitch, onset_ql)``)."""
     lines = melodic_lines(notes) if isinstance(notes, Events) else [notes]
     return [window_hashes(line_tokens(p, o), n) for p, o in lines]
+
+
+def _windows(notes: Notes, n: int) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(notes, Events):
+        return _event_windows(notes, n)
+    h = window_hashes(line_tokens(*notes), n)
+    return h, np.ones(len(h), bool)
 
 
 # -------------------------------------------------------------------------------- index
@@ -138,16 +186,14 @@ class NgramIndex:
         melodies). Runs shorter than ``n`` are not visible to the index: 0 means "no run of
         ``n``".
         """
-        best = 0
-        for h in notes_hashes(notes, self.n):
-            found = self._found(h)
-            if not found.any():
-                continue
-            # Longest stretch of True: positions where a stretch starts/ends.
-            edges = np.diff(np.concatenate(([0], found.astype(np.int8), [0])))
-            starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-            best = max(best, int((ends - starts).max()) + self.n - 1)
-        return best
+        h, valid = _windows(notes, self.n)
+        found = self._found(h) & valid
+        if not found.any():
+            return 0
+        # The longest stretch of True: where stretches start and end.
+        edges = np.diff(np.concatenate(([0], found.astype(np.int8), [0])))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        return int((ends - starts).max()) + self.n - 1
 
     def copies_corpus(self, notes: Notes, n: int = DEFAULT_N) -> bool:
         """True when ``notes`` copies a run of ``n`` or more pairs from a corpus melody.
@@ -158,7 +204,8 @@ class NgramIndex:
         if n < self.n:
             raise GenerationError(f"this index covers runs of {self.n}; cannot test runs of {n}")
         if n == self.n:  # the common case: any hit at all
-            return any(self._found(h).any() for h in notes_hashes(notes, self.n))
+            h, valid = _windows(notes, self.n)
+            return bool((self._found(h) & valid).any())
         return self.longest_copied_run(notes) >= n
 
     def save(self, path: Path) -> Path:
@@ -339,3 +386,20 @@ def different_work_threshold(vectors: np.ndarray, work_ids: Sequence[str | None]
     i, j = i[keep], j[keep]
     sims = np.einsum("ij,ij->i", x[i], x[j])
     return float(np.percentile(sims, percentile))
+
+
+def catalog_work_threshold(session: Session, encoder_id: str, dim: int, *,
+                           percentile: float = 99.0, max_pairs: int = 200_000,
+                           seed: int = 0) -> float:
+    """:func:`different_work_threshold` over the catalog's own tracks for one encoder.
+
+    Only ``origin = 'catalog'`` tracks count: generated tracks must not move the bar they are
+    held to. Works are ``piece_id`` (every render of a corpus piece shares one).
+    """
+    from index.vectors import load_embeddings  # faiss loads only when a gate is calibrated
+
+    ids, vectors = load_embeddings(session, encoder_id, dim)
+    works = dict(session.execute(select(Track.id, Track.piece_id).where(Track.origin == "catalog")).all())
+    keep = np.array([int(i) in works for i in ids], bool)
+    return different_work_threshold(vectors[keep], [works[int(i)] for i in ids[keep]],
+                                    percentile=percentile, max_pairs=max_pairs, seed=seed)
