@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     backfill_generate: str | None = Field(
         default=None, description="'module:factory' building the backfill generate function from "
         "the settings (the generator + re-ranking + gate pipeline); unset: no backfill worker.")
+    backfill_in_process: bool = Field(default=True, description="`serve` runs a backfill worker "
+                                      "thread when a pipeline is configured.")
     worker_lease_s: float = Field(default=60.0, gt=0, description="Backfill job lease length.")
     worker_heartbeat_s: float = Field(default=10.0, gt=0, description="Lease renewal period.")
     worker_poll_s: float = Field(default=1.0, gt=0, description="Idle worker's queue poll period.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import socket
@@ -25,22 +24,13 @@ if TYPE_CHECKING:
 console = Console(stderr=True)
 
 
-def load_pipeline(spec: str | None, settings: Settings) -> Pipeline:
-    """Import ``module:factory`` and call it with the settings (the backfill wiring point)."""
-    from generation.backfill.worker import Pipeline
+def _pipeline(spec: str | None, settings: Settings) -> Pipeline:
+    from api.backfill import PipelineConfigError, load_pipeline
 
-    if not spec or ":" not in spec:
-        raise typer.BadParameter(
-            f"no backfill pipeline configured (got {spec!r}): set TUNESCOPE_BACKFILL_GENERATE or "
-            "--generate to 'module:factory', a function of the settings returning a Pipeline")
-    module, _, name = spec.partition(":")
     try:
-        pipeline = getattr(importlib.import_module(module), name)(settings)
-    except (ImportError, AttributeError) as e:
-        raise typer.BadParameter(f"cannot load the backfill pipeline {spec!r}: {e}") from e
-    if not isinstance(pipeline, Pipeline):
-        raise typer.BadParameter(f"{spec!r} returned {type(pipeline).__name__}, not a Pipeline")
-    return pipeline
+        return load_pipeline(spec, settings)
+    except PipelineConfigError as e:
+        raise typer.BadParameter(str(e)) from e
 
 
 def _index_syncer(settings: Settings, factory: sessionmaker[Session], encoder_id: str) -> OnStored:
@@ -76,7 +66,7 @@ def worker_command(
     from index.store import AudioStore
 
     settings = get_settings()
-    pipeline = load_pipeline(generate or settings.backfill_generate, settings)
+    pipeline = _pipeline(generate or settings.backfill_generate, settings)
     factory = open_from_settings(settings)
     worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
     stop = threading.Event()

@@ -47,11 +47,11 @@ def sine_wav(freq: float, seconds: float = 1.0, sample_rate: int = 8000) -> byte
     return buf.getvalue()
 
 
-def keeper(query: str, index: int) -> Keeper:
+def keeper(query: str, index: int, dim: int = DIM) -> Keeper:
     rng = np.random.default_rng(_seed(query, index))
     freq = 180.0 + (_seed(query) % 10**6) / 2500 + 23.0 * index  # distinct per query
-    vec = rng.standard_normal(DIM).astype(np.float32)
-    prior = rng.standard_normal((2, DIM)).astype(np.float32)
+    vec = rng.standard_normal(dim).astype(np.float32)
+    prior = rng.standard_normal((2, dim)).astype(np.float32)
     return Keeper(
         audio=sine_wav(freq),
         metadata={"title": f"{query} #{index}", "tags": ["generated", "sine"], "mode": "major",
@@ -65,7 +65,7 @@ def keeper(query: str, index: int) -> Keeper:
 
 
 def make_generate(n: int = N_CANDIDATES, *, sleep_max: float = 0.0,
-                  rng: random.Random | None = None):
+                  rng: random.Random | None = None, dim: int = DIM):
     rng = rng or random.Random(0)
 
     def generate(job: BackfillJob) -> Iterator[Keeper]:
@@ -74,7 +74,7 @@ def make_generate(n: int = N_CANDIDATES, *, sleep_max: float = 0.0,
         for i in range(int(job.request.get("n", n))):
             if sleep_max:
                 time.sleep(rng.uniform(0, sleep_max))
-            yield keeper(job.query, i)
+            yield keeper(job.query, i, dim)
 
     return generate
 
@@ -110,3 +110,8 @@ def from_settings(settings: object) -> Pipeline:
     _install_kills(rng)
     sleep_max = float(os.environ.get("TS_FAKE_SLEEP_MAX", "0"))
     return Pipeline(make_generate(sleep_max=sleep_max, rng=rng), ENCODER_ID)
+
+
+def tiny_pipeline(settings: object) -> Pipeline:
+    """Keepers in the tiny test encoder's space (tests/api/tiny_encoder.py: 32 wide)."""
+    return Pipeline(make_generate(dim=32), "tiny-test@32")
