@@ -1,4 +1,5 @@
-"""SIGKILL a real ``tunescope worker`` process at random points of 10 jobs, restart, repeat.
+"""SIGKILL real ``tunescope worker`` processes (two at a time) at random points of 10 jobs,
+restart, repeat.
 
 The kills land anywhere: during generation (random sleeps inside ``generate_fn``), right after
 a keeper's audio reached the store, inside the keeper's transaction after its rows were
@@ -85,19 +86,22 @@ def test_sigkilled_workers_leave_no_partial_and_no_duplicate_track(
            "TS_FAKE_KILL_AFTER_BLOB": "0.12", "TS_FAKE_KILL_BEFORE_COMMIT": "0.12"}
     rng = random.Random(17)
     kills = {"by_test": 0, "self": 0, "exited": 0}
-    for round_ in range(40):
+    for round_ in range(16):
         if not _pending(factory):
             break
-        proc = _worker({**env, "TS_FAKE_SEED": str(round_)})
-        try:
-            proc.wait(rng.uniform(0.5, 3.0))
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
-            kills["by_test"] += 1
-        else:
-            kills["self" if proc.returncode == -signal.SIGKILL else "exited"] += 1
-            assert proc.returncode in (0, -signal.SIGKILL), proc.stderr.read()
+        # Two workers at once: claims race for real, and each dies at its own moment.
+        procs = [_worker({**env, "TS_FAKE_SEED": f"{round_}{w}"}) for w in range(2)]
+        deadlines = [time.monotonic() + rng.uniform(1.0, 4.0) for _ in procs]
+        for proc, deadline in zip(procs, deadlines, strict=True):
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
+                kills["by_test"] += 1
+            else:
+                kills["self" if proc.returncode == -signal.SIGKILL else "exited"] += 1
+                assert proc.returncode in (0, -signal.SIGKILL), proc.stderr.read()
     # Restart clean workers until the queue drains (killed jobs' leases must run out first).
     for _ in range(30):
         if not _pending(factory):
