@@ -127,8 +127,9 @@ def run_job(factory: SessionFactory, store: AudioStore, generate_fn: GenerateFn,
     beat = _Heartbeat(factory, job, lease_s, heartbeat_s, progress)
     beat.start()
     track_ids: list[int] = []
-    keepers = generate_fn(job)
+    keepers: Iterable[Keeper] = ()
     try:
+        keepers = generate_fn(job)  # inside: a plain function may raise before yielding
         for keeper in keepers:
             if beat.lost.is_set():
                 return "lost"

@@ -182,3 +182,23 @@ def test_the_in_process_thread_mode(factory: sessionmaker[Session], store: Audio
     thread.join(60)
     assert not thread.is_alive()
     assert q.job_progress(factory, job.id).result_track_ids == stored and len(stored) == 2
+
+
+def test_a_plain_function_that_raises_fails_the_attempt(factory: sessionmaker[Session],
+                                                        store: AudioStore) -> None:
+    job = _job(factory, max_attempts=1)
+
+    def broken(j):
+        raise ValueError("bad request")
+
+    stats = _run(factory, store, broken)
+    assert stats.failed == 1
+    p = q.job_progress(factory, job.id)
+    assert p.status == "failed" and p.error == "ValueError: bad request"
+    assert p.progress["stage"] == "failed"
+
+
+def test_keepers_may_come_as_a_list(factory: sessionmaker[Session], store: AudioStore) -> None:
+    job = _job(factory, n=2)
+    stats = _run(factory, store, lambda j: [keeper(j.query, i) for i in range(2)])
+    assert stats.done == 1 and len(q.job_progress(factory, job.id).result_track_ids) == 2
