@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -62,6 +63,18 @@ def utcnow() -> dt.datetime:
 def _aware(t: dt.datetime | None) -> dt.datetime | None:
     """SQLite hands back naive datetimes; everything this module stores is UTC."""
     return t.replace(tzinfo=dt.UTC) if t is not None and t.tzinfo is None else t
+
+
+def request_key(query: str, options: dict[str, Any] | None = None) -> str:
+    """The canonical key of a generation request: what makes two requests equivalent.
+
+    Case and spacing of the query do not change what is generated; the options that do
+    (duration, candidates, explicit attributes, filters) are part of the key, in a stable
+    order. Pass the result to :func:`enqueue`.
+    """
+    text_part = " ".join(query.lower().split())
+    return json.dumps([text_part, options or {}], sort_keys=True, separators=(",", ":"),
+                      default=str)
 
 
 def key_hash(key: str) -> str:

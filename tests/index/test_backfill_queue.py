@@ -213,3 +213,10 @@ def test_the_sqlite_path_holds_the_write_lock_from_its_first_read(tmp_path) -> N
     other.execute("ROLLBACK")
     other.close()
     factory.kw["bind"].dispose()
+
+
+def test_request_keys_ignore_case_and_spacing_but_not_options() -> None:
+    a = q.request_key("A  Waltz for\taccordion", {"n": 4, "duration": 20})
+    assert a == q.request_key("a waltz for accordion", {"duration": 20, "n": 4})
+    assert a != q.request_key("a waltz for accordion", {"duration": 30, "n": 4})
+    assert q.key_hash(a) != q.key_hash(q.request_key("a waltz"))
