@@ -57,22 +57,32 @@ def main(argv: list[str] | None = None) -> None:
                     / "novelty" / "melody-12grams.npy")
     ap.add_argument("--pieces", type=int, default=300, help="build from this many if no index")
     ap.add_argument("--repeat", type=int, default=2000)
+    ap.add_argument("--pad-to", type=int, default=0,
+                    help="without a saved index: pad the built one with random hashes to this "
+                         "many entries (lookup cost depends on the array's size)")
     args = ap.parse_args(argv)
-    sources = list_sources()
+    sources = indexed = list_sources()
     if args.index.is_file():
         t0 = time.perf_counter()
         index = NgramIndex.load(args.index)
         print(f"loaded {args.index} (memory-mapped) in {(time.perf_counter() - t0) * 1e3:.1f} ms")
     else:
-        print(f"no index at {args.index}: building from the first {args.pieces} pieces")
-        index = build_ngram_index(sources[:args.pieces])
+        print(f"no index at {args.index}: building from {args.pieces} pieces spread over the corpus")
+        indexed = sources[::max(1, len(sources) // args.pieces)][:args.pieces]
+        index = build_ngram_index(indexed)
+        if args.pad_to > len(index.hashes):
+            pad = np.random.default_rng(1).integers(0, 2**63, args.pad_to - len(index.hashes),
+                                                    dtype=np.uint64)
+            print(f"padded with {len(pad):,} random hashes to the full index's size")
+            index = NgramIndex(np.unique(np.concatenate([index.hashes, pad * 2])), index.n,
+                               index.meta)
     m = index.meta
     print(f"index: {len(index.hashes):,} distinct {index.n}-grams, "
           f"{index.hashes.nbytes / 2**20:.1f} MiB, from {m.get('pieces')} pieces "
           f"({m.get('failed')} unparsable), built in {m.get('seconds', 0):.0f} s")
     rng = np.random.default_rng(0)
     by_family = {}
-    for s in sources:
+    for s in indexed:  # real melodies that the index holds: hits
         by_family.setdefault(s.family, s)
     real = {f"corpus {fam}": score_to_events(load_score(corpus_root() / s.path, s.abc))
             for fam, s in by_family.items() if fam in ("irish", "essen", "chorale")}

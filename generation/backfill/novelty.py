@@ -113,10 +113,11 @@ def window_hashes(tokens: np.ndarray, n: int = DEFAULT_N) -> np.ndarray:
     if powers is None:
         powers = _POWERS.setdefault(n, _powers(n))
     tokens = np.ascontiguousarray(tokens, np.uint64)
-    # as_strided, not sliding_window_view: the same read-only view at half the call overhead.
+    # as_strided, not sliding_window_view: the same read-only view at half the call overhead;
+    # an integer matrix-vector product (wrapping modulo 2**64) beats multiply-then-sum.
     windows = np.lib.stride_tricks.as_strided(tokens, (m, n), (8, 8), writeable=False)
     with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
-        return _mix((windows * powers).sum(axis=1, dtype=np.uint64))
+        return _mix(windows @ powers)
 
 
 def _event_windows(ev: Events, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +130,8 @@ def _event_windows(ev: Events, n: int) -> tuple[np.ndarray, np.ndarray]:
     ticks = np.round(ev.onset * _TICKS_PER_QL).astype(np.int64)
     pitch = ev.pitch.astype(np.int64)
     voice = ev.voice.astype(np.int64)
-    order = np.lexsort((-pitch, ticks, voice))  # by voice, onset, highest pitch first
+    # By voice, onset, highest pitch first: one int64 key sorts 3x faster than a lexsort.
+    order = np.argsort((voice << 40) | (np.clip(ticks, 0, (1 << 32) - 1) << 8) | (255 - pitch))
     ticks, pitch, voice = ticks[order], pitch[order], voice[order]
     keep = np.ones(len(ticks), bool)
     keep[1:] = (ticks[1:] != ticks[:-1]) | (voice[1:] != voice[:-1])  # skyline
