@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from api.backfill import start_in_process_worker
 from api.deps import KeyRequired
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
@@ -55,7 +56,11 @@ def create_app(settings: Settings | None = None, encoder: Encoder | None = None,
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if warm:
             threading.Thread(target=warm_up, args=(state,), name="warm-up", daemon=True).start()
+        worker = start_in_process_worker(state)
         yield
+        if worker is not None:  # the job in progress goes back to the queue, not lost
+            worker[1].set()
+            worker[0].join(30)
 
     app = FastAPI(title="tunescope", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.tunescope = state

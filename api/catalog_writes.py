@@ -8,6 +8,7 @@ Routes call these; they hold no SQL and no index bookkeeping themselves.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from index.repo.tracks import add_embedding, get_track
 from index.repo.tracks import delete_track as delete_track_rows
 from index.vectors import db_watermark, persist
 from retrieval.search import TrackMeta, TrackNotFoundError
+
+log = logging.getLogger(__name__)
 
 
 def add_upload(state: AppState, data: bytes, filename: str | None, fields: dict[str, Any]) -> Track:
@@ -87,6 +90,27 @@ def delete_track(state: AppState, track_id: int) -> None:
             raise TrackNotFoundError(track_id)
         state.service.remove_track(track_id)
         save_index(state)
+
+
+def add_generated(state: AppState, track_id: int, vector: np.ndarray, encoder_id: str) -> bool:
+    """Make a keeper the backfill worker just committed searchable now, then save the index.
+
+    The commit (track, embedding, provenance) is the write; this only catches the served index
+    up, as :func:`add_upload` does. A keeper embedded by another encoder than the service's is
+    left to the index of that encoder (the database sync path finds it); False then.
+    """
+    svc = state.service
+    if encoder_id != svc.encoder.id:
+        log.info("generated track %d embedded by %s, not the served %s: not indexed here",
+                 track_id, encoder_id, svc.encoder.id)
+        return False
+    track = get_track(state.session_factory, track_id)
+    if track is None:  # deleted in between: nothing to show
+        return False
+    with state.write_lock:
+        svc.add_track(TrackMeta.from_track(track), vector)
+        save_index(state)
+    return True
 
 
 def save_index(state: AppState) -> bool:

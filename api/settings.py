@@ -43,6 +43,16 @@ class Settings(BaseSettings):
                                       description="torch intra-op and BLAS threads per request in `tunescope serve`.")
     host: str = "127.0.0.1"
     port: int = 8000
+    backfill_generate: str | None = Field(
+        default=None, description="'module:factory' building the backfill generate function from "
+        "the settings (the generator + re-ranking + gate pipeline); unset: no backfill worker.")
+    backfill_in_process: bool = Field(default=True, description="`serve` runs a backfill worker "
+                                      "thread when a pipeline is configured.")
+    worker_lease_s: float = Field(default=60.0, gt=0, description="Backfill job lease length.")
+    worker_heartbeat_s: float = Field(default=10.0, gt=0, description="Lease renewal period.")
+    worker_poll_s: float = Field(default=1.0, gt=0, description="Idle worker's queue poll period.")
+    backfill_max_running: int | None = Field(default=None, ge=1,
+                                             description="Concurrent backfill jobs, all workers.")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],
@@ -70,6 +80,11 @@ class Settings(BaseSettings):
     def index_dir(self) -> Path:
         """The vector indexes' folder (one index and manifest per encoder)."""
         return self.home / "indexes"
+
+    @property
+    def novelty_index_path(self) -> Path:
+        """The novelty gate's melodic n-gram index (``tunescope build-novelty-index``)."""
+        return self.home / "novelty" / "melody-12grams.npy"
 
 
 @lru_cache(maxsize=1)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Float,
     ForeignKey,
@@ -31,7 +32,7 @@ class Base(DeclarativeBase):
     JSON column (portable between SQLite and PostgreSQL) even where it names no column type.
     """
 
-    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, list[int]: JSON}
 
 
 def _now() -> dt.datetime:
@@ -125,3 +126,67 @@ class Quarantine(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=func.now())
+
+
+class BackfillJob(Base):
+    """A request to generate tracks for a query the catalog answers weakly.
+
+    The queue lives in this table so that it shares the catalog's transactions: a keeper's
+    track, embedding and provenance commit together, and a job's lease, attempts and outcome
+    survive any worker's death. ``key_hash`` identifies equivalent requests (same normalised
+    query and options) so a burst of identical weak searches queues one job.
+    """
+
+    __tablename__ = "backfill_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), index=True)
+    query: Mapped[str] = mapped_column(Text)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # queued | running | done | failed
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result_track_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TrackProvenance(Base):
+    """How a generated track was made: enough to reproduce it and to audit its novelty.
+
+    One row per generated track (``track_id`` is unique), written in the same transaction as
+    the track and its embedding. ``(job_id, candidate_index)`` is unique: it is the
+    idempotency key that keeps a retried job from storing the same candidate twice.
+    ``prior_samples`` are the diffusion prior's targets as little-endian float32 bytes
+    ``[prior_count, prior_dim]``.
+    """
+
+    __tablename__ = "track_provenance"
+    __table_args__ = (
+        UniqueConstraint("job_id", "candidate_index", name="uq_provenance_job_candidate"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    track_id: Mapped[int] = mapped_column(
+        ForeignKey("tracks.id", ondelete="CASCADE"), unique=True, index=True)
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("backfill_jobs.id", ondelete="SET NULL"), index=True)
+    candidate_index: Mapped[int] = mapped_column(Integer)
+    prompt: Mapped[str] = mapped_column(Text)
+    prior_samples: Mapped[bytes | None] = mapped_column(LargeBinary)
+    prior_count: Mapped[int] = mapped_column(Integer, default=0)
+    prior_dim: Mapped[int] = mapped_column(Integer, default=0)
+    generator_id: Mapped[str] = mapped_column(String(128))
+    weights_id: Mapped[str | None] = mapped_column(String(128))
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    gates: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    neighbour_track_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)

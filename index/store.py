@@ -117,6 +117,24 @@ class AudioStore:
         fsync_dir(dest.parent)
         return rel
 
+    def put_bytes(self, data: bytes, ext: str) -> tuple[str, str]:
+        """Store ``data`` atomically under its own sha256; return ``(content_hash, rel_path)``.
+
+        The in-memory twin of :meth:`put`, for audio that never was a file (a generated
+        candidate). Same guarantees: temporary file, fsync, ``os.replace``; an existing file of
+        the right size is reused.
+        """
+        content_hash = hashlib.sha256(data).hexdigest()
+        rel = self.relative_path(content_hash, ext)
+        dest = self.path_for(rel)
+        if dest.is_file() and dest.stat().st_size == len(data):
+            return content_hash, rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(dest, prefix=f".{content_hash[:16]}.") as out:
+            out.write(data)
+        fsync_dir(dest.parent)
+        return content_hash, rel
+
     def remove(self, rel: str) -> bool:
         """Delete a stored file; return whether it was there."""
         path = self.path_for(rel)

@@ -62,7 +62,8 @@ def train_encoder_command(
                                        help="Fresh captions per clip beside the catalog's (v2: varied ones)."),
     render_only: bool = typer.Option(False, "--render-only", help="Build the feature caches and stop."),
     aux_weight: float = typer.Option(0.3, "--aux-weight", min=0.0, max=10.0,
-                                     help="Weight of the auxiliary attribute heads (instrument, tempo, mode, metre...)."),
+                                     help="Weight of the auxiliary attribute heads (instrument, tempo, "
+                                     "mode, metre...)."),
 ) -> None:
     """Train the default encoder (clap-mini) on rendered train-split pieces.
 
