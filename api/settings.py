@@ -39,6 +39,13 @@ class Settings(BaseSettings):
                                       description="torch intra-op and BLAS threads per request in `tunescope serve`.")
     host: str = "127.0.0.1"
     port: int = 8000
+    llm_url: str | None = Field(default=None, description="OpenAI-compatible endpoint (e.g. "
+                                "http://127.0.0.1:8080/v1) that reads conversation messages; "
+                                "off by default (the offline parser reads them).")
+    llm_model: str = Field(default="smollm2", description="Model name sent to `llm_url`.")
+    llm_timeout_s: float = Field(default=5.0, gt=0, le=120,
+                                 description="After this the offline parser answers instead.")
+    llm_api_key: str | None = Field(default=None, description="Bearer key for `llm_url`.")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],
