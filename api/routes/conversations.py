@@ -9,6 +9,7 @@ messages and its state at once, refused with 409 if another turn won the race.
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, File, Form, Path, UploadFile
@@ -36,8 +37,10 @@ from retrieval.search import InvalidQueryError
 
 router = APIRouter(tags=["conversations"], responses={**ERRORS, **error_responses(409)})
 
-ConversationId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", min_length=32, max_length=32,
-                                     description="The id the conversation was started with.")]
+# A UUID path converter, not a string pattern: ``/v1/conversations/audio`` must not match the
+# history route (a GET there is a 405, not "bad conversation id"), and an id that is no UUID
+# names no conversation (404).
+ConversationId = Annotated[uuid.UUID, Path(description="The id the conversation was started with.")]
 
 
 def _turn_body(state: AppState, cid: str, turn: TurnResult) -> ConversationTurn:
@@ -93,7 +96,7 @@ def start_conversation_audio(
     return _start(state, text, track_ids, vector, file.filename)
 
 
-@router.post("/v1/conversations/{conversation_id}/messages", response_model=ConversationTurn,
+@router.post("/v1/conversations/{conversation_id:uuid}/messages", response_model=ConversationTurn,
              summary="Send a message")
 def send_message(conversation_id: ConversationId,
                  body: Annotated[ConversationMessageIn, Body()], state: StateDep
@@ -103,22 +106,23 @@ def send_message(conversation_id: ConversationId,
     A reference that names nothing (#40 of a 10-result page) or a contradiction ("faster but
     slower") is answered with a reply that says what could not be done, not an error.
     """
-    record = get_conversation(state.session_factory, conversation_id)
+    cid = conversation_id.hex
+    record = get_conversation(state.session_factory, cid)
     engine = state.get_conversations()
     turn = engine.step(record.state, body.text, body.liked, body.disliked, body.remove,
                        body.repeat)
     user = {"liked": list(body.liked), "disliked": list(body.disliked),
             "remove": list(body.remove), "repeat": body.repeat}
-    append_turn(state.session_factory, conversation_id, record.version, turn.state,
+    append_turn(state.session_factory, cid, record.version, turn.state,
                 [("user", body.text, user), ("assistant", turn.reply, _answer_payload(turn))])
-    return _turn_body(state, conversation_id, turn)
+    return _turn_body(state, cid, turn)
 
 
-@router.get("/v1/conversations/{conversation_id}", response_model=ConversationHistory,
+@router.get("/v1/conversations/{conversation_id:uuid}", response_model=ConversationHistory,
             summary="A conversation's history")
 def read_conversation(conversation_id: ConversationId, state: StateDep) -> ConversationHistory:
     """Every message in order (each answer with its understood critique and result ids)."""
-    record = get_conversation(state.session_factory, conversation_id, with_messages=True)
+    record = get_conversation(state.session_factory, conversation_id.hex, with_messages=True)
     return ConversationHistory(
         id=record.id, created_at=record.created_at, chips=chips(record.state),  # type: ignore[arg-type]
         messages=[HistoryMessage(seq=m.seq, role=m.role, text=m.text, payload=m.payload,

@@ -54,7 +54,8 @@ def test_bad_input_is_a_clear_4xx_or_a_reply(client: TestClient) -> None:
     cid = start(client, text="a reel")["id"]
     r = client.post(f"/v1/conversations/{'ab' * 16}/messages", json={"text": "faster"})
     assert r.status_code == 404 and r.json()["error"] == "not_found"
-    assert client.get("/v1/conversations/not-an-id").status_code == 422
+    assert client.get("/v1/conversations/not-an-id").status_code == 404
+    assert client.get("/v1/conversations/audio").status_code == 405
     r = client.post(f"/v1/conversations/{cid}/messages", json={"text": "more like #40"})
     assert r.status_code == 200 and "no #40" in r.json()["reply"]
     r = client.post(f"/v1/conversations/{cid}/messages", json={"text": "faster but slower, "
