@@ -128,7 +128,6 @@ def build_conversations(state: AppState) -> ConversationEngine:
     parser answers whenever it fails or is slow. The prior gives vague turns breadth when one
     exists for the encoder.
     """
-    from retrieval.conversation.llm import LLMConfig, LLMUnderstander
     from retrieval.conversation.steering import ConversationEngine
     from retrieval.errors import RetrievalError
 
@@ -139,6 +138,8 @@ def build_conversations(state: AppState) -> ConversationEngine:
     engine = ConversationEngine.build(state.service, state.session_factory, prior=prior)
     s = state.settings
     if s.llm_url:
+        from retrieval.conversation.llm import LLMConfig, LLMUnderstander
+
         engine.understand = LLMUnderstander(
             LLMConfig(s.llm_url, s.llm_model, s.llm_timeout_s, s.llm_api_key), engine.parser.parse)
     return engine

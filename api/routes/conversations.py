@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, File, Form, Path, UploadFile
+from fastapi import APIRouter, Body, File, Form, Path, Response, UploadFile
 
 from api.deps import StateDep
 from api.schemas.conversations import (
@@ -72,16 +72,19 @@ def _start(state: AppState, text: str, track_ids: list[int], clip: Any = None,
 
 @router.post("/v1/conversations", response_model=ConversationTurn, status_code=201,
              summary="Start a conversation")
-def start_conversation(body: Annotated[ConversationStart, Body()], state: StateDep
-                       ) -> ConversationTurn:
+def start_conversation(body: Annotated[ConversationStart, Body()], state: StateDep,
+                       response: Response) -> ConversationTurn:
     """Open a conversation from a request in words and/or example track ids."""
-    return _start(state, body.text, list(body.track_ids))
+    turn = _start(state, body.text, list(body.track_ids))
+    response.headers["Location"] = f"/v1/conversations/{turn.id}"
+    return turn
 
 
 @router.post("/v1/conversations/audio", response_model=ConversationTurn, status_code=201,
              summary="Start a conversation from a clip")
 def start_conversation_audio(
     state: StateDep,
+    response: Response,
     file: Annotated[UploadFile, File(description="A clip (wav, flac, ogg, mp3; at most "
                                      f"{MAX_QUERY_UPLOAD_BYTES // 2**20} MiB).")],
     text: Annotated[str, Form(max_length=MAX_MESSAGE_CHARS)] = "",
@@ -93,7 +96,9 @@ def start_conversation_audio(
     service = state.service
     wave = read_query_clip(file, service.encoder.sample_rate)
     vector = service.encoder.embed_audio([wave])[0]
-    return _start(state, text, track_ids, vector, file.filename)
+    turn = _start(state, text, track_ids, vector, file.filename)
+    response.headers["Location"] = f"/v1/conversations/{turn.id}"
+    return turn
 
 
 @router.post("/v1/conversations/{conversation_id:uuid}/messages", response_model=ConversationTurn,

@@ -71,7 +71,7 @@ def compose_reply(changes: Sequence[str], kept: str | None, notes: Sequence[str]
     for n in notes:
         parts.append(n[:1].upper() + n[1:] + ("" if n.endswith(".") else "."))
     if n_results:
-        parts.append(f"Here are {n_results} new results ({total_shown} shown so far).")
+        parts.append(f"Here are {n_results} results ({total_shown} shown so far).")
     else:
         parts.append("Nothing left in the catalog matches; try removing a constraint.")
     return " ".join(parts)

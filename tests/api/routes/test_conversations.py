@@ -17,6 +17,7 @@ from tests.api.tiny_encoder import TinyEncoder
 def start(client: TestClient, **body: object) -> dict:
     r = client.post("/v1/conversations", json=body)
     assert r.status_code == 201, r.text
+    assert r.headers["location"] == f"/v1/conversations/{r.json()['id']}"
     return r.json()
 
 
@@ -94,3 +95,21 @@ def test_survives_a_restart_and_runs_many_at_once(catalog_home: Path) -> None:
 
         with ThreadPoolExecutor(8) as pool:
             assert list(pool.map(talk, range(8))) == [6] * 8
+
+
+def test_an_llm_endpoint_in_settings_reads_the_messages(catalog_home: Path) -> None:
+    import json
+
+    from tests.retrieval.conversation.openai_server import openai_app
+
+    answer = {"exclude": [{"field": "instrument", "value": "flute"}]}
+    llm = openai_app(lambda body: json.dumps(answer))
+    with serve_in_thread(llm) as llm_url:
+        settings = Settings(home=catalog_home, api_key=API_KEY, llm_url=llm_url + "/v1")
+        client = TestClient(create_app(settings, encoder=TinyEncoder()))
+        cid = start(client, text="anything at all")["id"]
+        turn = client.post(f"/v1/conversations/{cid}/messages",
+                           json={"text": "whatever", "repeat": True}).json()
+    assert turn["understood"]["labels"] == ["no flute", "show again"]  # the model's reading, not the parser's
+    assert turn["results"] and all("flute" not in i["track"]["instruments"] for i in turn["results"])
+    assert llm.state.requests and llm.state.requests[-1]["messages"][-1]["content"] == "whatever"
