@@ -23,6 +23,7 @@ import random
 import shutil
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,8 @@ def _copy_home(home: Path) -> Path:
 
 def run_turns(state: Any, n_turns: int, seed: int) -> list[float]:
     """Simulated conversations through the route functions; server-side ms per later turn."""
+    from fastapi import Response
+
     from api.routes.conversations import send_message, start_conversation
     from api.schemas.conversations import ConversationMessageIn, ConversationStart
     from retrieval.evaluation.conversation_report import pick_targets
@@ -54,13 +57,13 @@ def run_turns(state: Any, n_turns: int, seed: int) -> list[float]:
     while len(ms) < n_turns:
         target = rng.choice(targets)
         user = SimulatedUser(cat.facts[target], seed=rng.randrange(2**31))
-        turn = start_conversation(ConversationStart(text=user.opening()), state)
+        turn = start_conversation(ConversationStart(text=user.opening()), state, Response())
         for _ in range(4):
             if not turn.results or len(ms) >= n_turns:
                 break
             c = user.critique([cat.facts[r.track.id] for r in turn.results])
             t0 = time.perf_counter()
-            turn = send_message(turn.id, ConversationMessageIn(text=c.text), state)
+            turn = send_message(uuid.UUID(turn.id), ConversationMessageIn(text=c.text), state)
             ms.append((time.perf_counter() - t0) * 1000)
     return ms
 

@@ -327,7 +327,7 @@ def markdown(report: dict[str, Any]) -> str:
     for name, s in report["systems"].items():
         sat = s["satisfaction"]
         lines.append(
-            f"| {name} | {' '.join(f'{x:.2f}' for x in s['hit@10'])} | {s['ndcg@10'][4]:.3f} | "
+            f"| {name} | {' '.join(f'{x:.2f}' for x in s['hit@10'])} | {s['ndcg@10'][min(4, turns - 1)]:.3f} | "
             f"{s['success@5']:.3f} | {s[f'success@{turns}']:.3f} | "
             f"{s['turns_to_success@5']:.2f} / {s[f'turns_to_success@{turns}']:.2f} | "
             + " / ".join(f"{sat[k]:.2f}" if k in sat else "-" for k in ("tempo", "mode", "meter"))
