@@ -10,8 +10,10 @@ fewer than asked). Each target gets ``seeds`` simulated users
 - ``static``: the opening query's page, never changed;
 - ``metadata-filter``: critiques as hard metadata filters only (no directions, no examples);
 - ``text-append``: every critique appended to the query text, re-embedded;
+- ``no-examples``: the engine without likes / "more like #j" moving the query (ablation);
 - ``recommend``: the opening text plus "more like" tracks as positives, each critiqued #1 and
-  "not like" track as negatives (recommend's ``average_vector``);
+  "not like" track as negatives (recommend's ``average_vector``); ``recommend-best-score``
+  the same with Qdrant's ``best_score`` strategy;
 - ``oracle-filter``: the target's true attributes as filters (an upper bound, not a system).
 
 A conversation succeeds at the first turn whose page (10 results) holds the target; the user
@@ -43,8 +45,8 @@ if TYPE_CHECKING:
     from retrieval.search.service import SearchService
 
 K = 10
-SYSTEMS = ("conversational", "no-directions", "static", "metadata-filter", "text-append",
-           "recommend", "oracle-filter")
+SYSTEMS = ("conversational", "no-directions", "no-examples", "static", "metadata-filter",
+           "text-append", "recommend", "recommend-best-score", "oracle-filter")
 
 
 @dataclass
@@ -106,12 +108,13 @@ class _TextAppend(_System):
 
 
 class _Recommend(_System):
-    def __init__(self, service: SearchService) -> None:
+    def __init__(self, service: SearchService, strategy: str = "average_vector") -> None:
         self.service, self.pos, self.neg, self.shown = service, [], [], set()
+        self.strategy = strategy
 
     def _search(self) -> list[int]:
         o = SearchOptions(k=K, exclude_ids=frozenset(self.shown))
-        ids = [h.track_id for h in self.service.recommend(self.pos, self.neg, "average_vector",
+        ids = [h.track_id for h in self.service.recommend(self.pos, self.neg, self.strategy,  # type: ignore[arg-type]
                                                           o).hits]
         self.shown |= set(ids)
         return ids
@@ -283,6 +286,8 @@ def evaluate(service: SearchService, catalog: CatalogFacts, *, n_targets: int = 
         "conversational": ConversationEngine(service, catalog, directions=directions, prior=prior),
         "no-directions": ConversationEngine(service, catalog, directions=directions, prior=prior,
                                             config=SteeringConfig(directions=False)),
+        "no-examples": ConversationEngine(service, catalog, directions=directions, prior=prior,
+                                          config=SteeringConfig(examples=False)),
         "metadata-filter": ConversationEngine(
             service, catalog, directions=directions,
             config=SteeringConfig(directions=False, examples=False, prior_on_vague=False)),
@@ -300,8 +305,9 @@ def evaluate(service: SearchService, catalog: CatalogFacts, *, n_targets: int = 
                     system = _Engine(static_engine, frozen=True)
                 elif name == "text-append":
                     system = _TextAppend(service)
-                elif name == "recommend":
-                    system = _Recommend(service)
+                elif name.startswith("recommend"):
+                    system = _Recommend(service, "best_score" if name.endswith("score")
+                                        else "average_vector")
                 else:
                     system = _Oracle(service, catalog, target)
                 user = SimulatedUser(catalog.facts[target], seed=1000 * target + s, noise=noise)
