@@ -43,6 +43,15 @@ router = APIRouter(tags=["conversations"], responses={**ERRORS, **error_response
 ConversationId = Annotated[uuid.UUID, Path(description="The id the conversation was started with.")]
 
 
+# OpenAPI links: the id a start answers with is the path parameter of the turn and history
+# operations (clients and schemathesis' stateful tests follow them).
+_LINKS = {201: {"description": "Started", "links": {
+    "SendMessage": {"operationId": "send_message",
+                    "parameters": {"conversation_id": "$response.body#/id"}},
+    "ReadConversation": {"operationId": "read_conversation",
+                         "parameters": {"conversation_id": "$response.body#/id"}}}}}
+
+
 def _turn_body(state: AppState, cid: str, turn: TurnResult) -> ConversationTurn:
     tracks = load_tracks(state.session_factory, [h.track_id for h in turn.hits])
     results = [ConversationResult(position=i + 1, score=round(h.score, 6),
@@ -71,7 +80,7 @@ def _start(state: AppState, text: str, track_ids: list[int], clip: Any = None,
 
 
 @router.post("/v1/conversations", response_model=ConversationTurn, status_code=201,
-             summary="Start a conversation")
+             summary="Start a conversation", responses=_LINKS)
 def start_conversation(body: Annotated[ConversationStart, Body()], state: StateDep,
                        response: Response) -> ConversationTurn:
     """Open a conversation from a request in words and/or example track ids."""
@@ -81,7 +90,7 @@ def start_conversation(body: Annotated[ConversationStart, Body()], state: StateD
 
 
 @router.post("/v1/conversations/audio", response_model=ConversationTurn, status_code=201,
-             summary="Start a conversation from a clip")
+             summary="Start a conversation from a clip", responses=_LINKS)
 def start_conversation_audio(
     state: StateDep,
     response: Response,
@@ -102,7 +111,7 @@ def start_conversation_audio(
 
 
 @router.post("/v1/conversations/{conversation_id:uuid}/messages", response_model=ConversationTurn,
-             summary="Send a message")
+             summary="Send a message", operation_id="send_message")
 def send_message(conversation_id: ConversationId,
                  body: Annotated[ConversationMessageIn, Body()], state: StateDep
                  ) -> ConversationTurn:
@@ -124,7 +133,7 @@ def send_message(conversation_id: ConversationId,
 
 
 @router.get("/v1/conversations/{conversation_id:uuid}", response_model=ConversationHistory,
-            summary="A conversation's history")
+            summary="A conversation's history", operation_id="read_conversation")
 def read_conversation(conversation_id: ConversationId, state: StateDep) -> ConversationHistory:
     """Every message in order (each answer with its understood critique and result ids)."""
     record = get_conversation(state.session_factory, conversation_id.hex, with_messages=True)

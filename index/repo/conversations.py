@@ -50,8 +50,13 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _aware(t: dt.datetime | None) -> dt.datetime | None:
+    """UTC-aware: SQLite hands back naive datetimes for timezone columns (stored in UTC)."""
+    return t.replace(tzinfo=dt.UTC) if t is not None and t.tzinfo is None else t
+
+
 def _message(m: ConversationMessage) -> MessageRecord:
-    return MessageRecord(m.seq, m.role, m.text, dict(m.payload or {}), m.created_at)
+    return MessageRecord(m.seq, m.role, m.text, dict(m.payload or {}), _aware(m.created_at))
 
 
 def create_conversation(factory: SessionFactory, encoder_id: str, state: dict[str, Any],
@@ -89,7 +94,7 @@ def get_conversation(factory: SessionFactory, conversation_id: str, *,
                                    .order_by(ConversationMessage.seq))
             messages = [_message(m) for m in rows]
         return ConversationRecord(conv.id, conv.encoder_id, conv.version, dict(conv.state or {}),
-                                  messages, conv.created_at)
+                                  messages, _aware(conv.created_at))
 
 
 def append_turn(factory: SessionFactory, conversation_id: str, expected_version: int,

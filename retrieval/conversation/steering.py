@@ -151,7 +151,12 @@ class ConversationEngine:
         critique = self.understand(text, len(state["page"]) or None) if text.strip() else Critique()
         critique.repeat = critique.repeat or repeat
         notes = st.remove_chips(state, list(remove))
-        self.service.track_vectors([*liked, *disliked])
+        # A like of a track the catalog does not hold (deleted since, or a typo) is said, not
+        # fatal: the rest of the turn still steers.
+        known = {t for t in [*liked, *disliked] if t in self.service.table and t in self.service.index}
+        notes += [f"track {t} is not in the catalog, so I ignored it"
+                  for t in dict.fromkeys([*liked, *disliked]) if t not in known]
+        liked, disliked = [t for t in liked if t in known], [t for t in disliked if t in known]
         for t in liked:
             st.add_example(state, int(t), True, self._label(state, int(t)))
         for t in disliked:

@@ -69,7 +69,8 @@ def test_bad_input_is_a_clear_4xx_or_a_reply(client: TestClient) -> None:
     r = client.post(f"/v1/conversations/{cid}/messages", json={"text": "a" * 2001})
     assert r.status_code == 422 and r.json()["error"] == "invalid_request"
     r = client.post(f"/v1/conversations/{cid}/messages", json={"liked": [987654]})
-    assert r.status_code == 404 and "987654" in r.json()["detail"]
+    assert r.status_code == 200 and "Track 987654 is not in the catalog" in r.json()["reply"]
+    assert client.post("/v1/conversations", json={"track_ids": [987654]}).status_code == 404
     assert client.post("/v1/conversations", json={"text": " "}).status_code == 422
     assert client.post("/v1/conversations", json={"colour": "red"}).status_code == 422
 

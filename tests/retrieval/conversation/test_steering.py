@@ -79,8 +79,10 @@ def test_likes_from_the_body_and_unknown_ids(engine: ConversationEngine) -> None
     t = engine.start("a march")
     t2 = engine.step(t.state, "", liked=[ids(t)[3]])
     assert t2.state["positives"] == [ids(t)[3]] and t2.state["labels"][str(ids(t)[3])] == "#4"
+    t3 = engine.step(t.state, "", liked=[99999])
+    assert "Track 99999 is not in the catalog" in t3.reply and t3.hits
     with pytest.raises(TrackNotFoundError):
-        engine.step(t.state, "", liked=[99999])
+        engine.start(track_ids=[99999])
     with pytest.raises(InvalidQueryError):
         engine.start("")
 
