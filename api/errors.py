@@ -18,7 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
 from generation.errors import GenerationError
-from index.errors import CatalogError, DecodeError
+from index.errors import (
+    CatalogError,
+    ConversationConflictError,
+    ConversationNotFoundError,
+    DecodeError,
+)
 from retrieval.errors import RetrievalError
 from retrieval.search import InvalidQueryError, TrackNotFoundError
 
@@ -30,6 +35,8 @@ ERROR_TABLE: tuple[tuple[type[Exception], int, str], ...] = (
     (InvalidQueryError, 422, "invalid_request"),
     (RetrievalError, 400, "retrieval_error"),
     (DecodeError, 422, "bad_audio"),
+    (ConversationNotFoundError, 404, "not_found"),
+    (ConversationConflictError, 409, "conflict"),
     (CatalogError, 400, "catalog_error"),
     (GenerationError, 400, "generation_error"),
 )

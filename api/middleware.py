@@ -173,5 +173,6 @@ def install_middleware(app: FastAPI) -> None:
 
     app.add_middleware(BodyLimitMiddleware, json_limit=MAX_JSON_BYTES,  # + multipart framing:
                        upload_limit=MAX_UPLOAD_BYTES + 2**20,
-                       upload_limits={"/v1/search/audio": MAX_QUERY_UPLOAD_BYTES + 2**16})
+                       upload_limits={"/v1/search/audio": MAX_QUERY_UPLOAD_BYTES + 2**16,
+                                      "/v1/conversations/audio": MAX_QUERY_UPLOAD_BYTES + 2**16})
     app.add_middleware(SecurityHeadersMiddleware)

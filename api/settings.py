@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     worker_poll_s: float = Field(default=1.0, gt=0, description="Idle worker's queue poll period.")
     backfill_max_running: int | None = Field(default=None, ge=1,
                                              description="Concurrent backfill jobs, all workers.")
+    llm_url: str | None = Field(default=None, description="OpenAI-compatible endpoint (e.g. "
+                                "http://127.0.0.1:8080/v1) that reads conversation messages; "
+                                "off by default (the offline parser reads them).")
+    llm_model: str = Field(default="smollm2", description="Model name sent to `llm_url`.")
+    llm_timeout_s: float = Field(default=5.0, gt=0, le=120,
+                                 description="After this the offline parser answers instead.")
+    llm_api_key: str | None = Field(default=None, description="Bearer key for `llm_url`.")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],

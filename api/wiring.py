@@ -20,6 +20,7 @@ from index.store import AudioStore
 
 if TYPE_CHECKING:  # heavy imports stay lazy: torch loads only when an encoder is built
     from generation.generators.base import Generator
+    from retrieval.conversation.steering import ConversationEngine
     from retrieval.encoders.base import Encoder
     from retrieval.prior.pipeline import PriorPipeline
     from retrieval.search import SearchService
@@ -109,6 +110,21 @@ class AppState:
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     prior: PriorPipeline | None = None
     ready: threading.Event = field(default_factory=threading.Event)
+    _conversations: Any = None
+    _conversations_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get_conversations(self) -> ConversationEngine:
+        """The conversational engine, built on first use and again when the catalog changed.
+
+        Built lazily: it reads every track's attributes and fits the attribute directions
+        (about a second on a large catalog), which a server that never converses should not pay.
+        """
+        with self._conversations_lock:
+            engine = self._conversations
+            if engine is None or len(engine.catalog) != len(self.service.table):
+                engine = build_conversations(self)
+                self._conversations = engine
+            return engine
 
     def get_prior(self) -> PriorPipeline:
         """The injected prior, else the one trained for the service's encoder (cached).
@@ -117,6 +133,30 @@ class AppState:
             WeightsNotFoundError: no prior exists for this encoder.
         """
         return self.prior if self.prior is not None else load_prior(self.service.encoder.id)
+
+
+def build_conversations(state: AppState) -> ConversationEngine:
+    """The conversation engine over the state's search service, with the configured understander.
+
+    With ``llm_url`` set, messages go to that OpenAI-compatible endpoint first and the offline
+    parser answers whenever it fails or is slow. The prior gives vague turns breadth when one
+    exists for the encoder.
+    """
+    from retrieval.conversation.steering import ConversationEngine
+    from retrieval.errors import RetrievalError
+
+    try:
+        prior = state.get_prior()
+    except RetrievalError:
+        prior = None
+    engine = ConversationEngine.build(state.service, state.session_factory, prior=prior)
+    s = state.settings
+    if s.llm_url:
+        from retrieval.conversation.llm import LLMConfig, LLMUnderstander
+
+        engine.understand = LLMUnderstander(
+            LLMConfig(s.llm_url, s.llm_model, s.llm_timeout_s, s.llm_api_key), engine.parser.parse)
+    return engine
 
 
 def build_state(settings: Settings, encoder: Encoder | None = None, *,

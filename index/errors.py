@@ -20,3 +20,19 @@ class IndexFileError(CatalogError):
         super().__init__(f"saved index {path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class ConversationNotFoundError(CatalogError):
+    """A conversation id the catalog does not hold (never created, or a typo)."""
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(f"conversation {conversation_id!r} not found")
+        self.conversation_id = conversation_id
+
+
+class ConversationConflictError(CatalogError):
+    """Two messages raced on one conversation: the later one must be sent again.
+
+    Raised instead of silently merging, because each turn steers from the state the previous
+    turn left; applying two turns to the same old state would drop one of them.
+    """

@@ -190,3 +190,47 @@ class TrackProvenance(Base):
     gates: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     neighbour_track_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Conversation(Base):
+    """One conversational-recommender session: its steering state, versioned.
+
+    ``state`` is the whole memory the next turn steers from (constraints, examples, tracks
+    shown); ``version`` grows by one per turn so that two messages racing on one conversation
+    cannot both apply to the same old state (optimistic locking in ``index.repo.conversations``).
+    """
+
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    encoder_id: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    messages: Mapped[list[ConversationMessage]] = relationship(
+        back_populates="conversation", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="ConversationMessage.seq")
+
+
+class ConversationMessage(Base):
+    """One message of a conversation: the user's turn or the recommender's answer.
+
+    ``payload`` keeps what the history must show again: the user's liked and disliked ids, or
+    the answer's understood critique and result ids.
+    """
+
+    __tablename__ = "conversation_messages"
+    __table_args__ = (UniqueConstraint("conversation_id", "seq", name="uq_conversation_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))  # user | assistant
+    text: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import ops, recommend, search, tracks
+from api.routes import conversations, ops, recommend, search, tracks
 
 #: (router, is a read router)
 ROUTERS: tuple[tuple[APIRouter, bool], ...] = (
     (search.router, True),
     (tracks.router, True),
     (recommend.router, True),
+    (conversations.router, True),
     (ops.router, False),
 )

@@ -112,3 +112,65 @@ def test_page_end_to_end(server: str, tmp_path: Path) -> None:
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_chat_panel_end_to_end_and_after_a_restart(catalog_home: Path) -> None:
+    """Talk in the chat panel, like, ask for more like one, remove a chip; restart; resume."""
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright not installed (pip install playwright)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM}: `make browser` installs it (apt, root)")
+    settings = Settings(home=catalog_home, api_key=API_KEY)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text)
+                    if "Content Security Policy" in m.text else None)
+            with serve_in_thread(create_app(settings, encoder=TinyEncoder())) as url:
+                page.goto(url + "/")
+                page.fill("#chat-input", "a tune in a major key")
+                with page.expect_response(lambda r: r.url.endswith("/v1/conversations")) as resp:
+                    page.click("#chat-send")
+                assert resp.value.status == 201, resp.value.text()
+                page.wait_for_selector("#conv-results li.conv-result")
+                assert "major key" in page.inner_text("#chips")
+                first = page.locator("#conv-results li.conv-result").first
+                assert "major key" in first.locator(".why").inner_text()
+                shown = set(page.eval_on_selector_all("#conv-results li", "els => els.map(e => e.dataset.id)"))
+
+                # "More like this" on #2 is a critique the server reads as a reference.
+                with page.expect_response(lambda r: r.url.endswith("/messages")) as resp:
+                    page.locator("#conv-results li.conv-result").nth(1).locator(".conv-more").click()
+                assert resp.value.json()["understood"]["labels"] == ["like #2"]
+                page.wait_for_selector("#chips .chip:has-text('like #2')")
+                now = set(page.eval_on_selector_all("#conv-results li", "els => els.map(e => e.dataset.id)"))
+                assert now and not now & shown
+
+                # A chip's × removes the constraint; a thumbs up is a like.
+                with page.expect_response(lambda r: r.url.endswith("/messages")) as resp:
+                    page.locator("#chips .chip:has-text('major key') .chip-x").click()
+                assert resp.value.request.post_data_json["remove"] == ["include:mode:major"]
+                page.wait_for_selector("#chips .chip:has-text('major key')", state="detached")
+                liked = page.locator("#conv-results li.conv-result").first.get_attribute("data-id")
+                with page.expect_response(lambda r: r.url.endswith("/messages")) as resp:
+                    page.locator("#conv-results li.conv-result").first.locator(".conv-like").click()
+                assert resp.value.request.post_data_json["liked"] == [int(liked)]
+                link = page.url
+                assert "#c=" in link
+            # A new server over the same catalog: the link resumes the conversation.
+            with serve_in_thread(create_app(settings, encoder=TinyEncoder())) as url:
+                page.goto(url + "/" + link[link.index("#"):])
+                page.wait_for_selector("#chat[data-resumed='yes']")
+                assert "a tune in a major key" in page.inner_text("#chat-log")
+                page.fill("#chat-input", "faster")
+                with page.expect_response(lambda r: r.url.endswith("/messages")) as resp:
+                    page.click("#chat-send")
+                assert resp.value.status == 200, resp.value.text()
+                assert resp.value.json()["understood"]["labels"] == ["faster"]
+                page.wait_for_selector("#chat-log li.bot:has-text('Faster')")
+            assert not errors, errors
+        finally:
+            browser.close()
