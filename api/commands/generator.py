@@ -57,11 +57,13 @@ def train_generator_command(
 
 
 def eval_generator_command(
-    pieces: int = typer.Option(30, "--pieces", min=1, help="Held-out pieces."),
+    pieces: int = typer.Option(24, "--pieces", min=1, help="Held-out pieces."),
     split: str = typer.Option("test", "--split", help="validation or test."),
     candidates: int = typer.Option(4, "--candidates", min=1, max=16, help="Candidates per piece and variant."),
-    duration: float = typer.Option(12.0, "--duration", min=2.0, help="Seconds per candidate."),
+    duration: float = typer.Option(10.0, "--duration", min=2.0, help="Seconds per candidate."),
     seed: int = typer.Option(0, "--seed"),
+    weights: Path = typer.Option(None, "--weights", help="Weights file (default: the committed ones)."),
+    caption: str = typer.Option("both", "--caption", help="longest, shortest or both (two tables)."),
 ) -> None:
     """Compare conditioning variants (text, prior samples, prior mean, attributes only) on held-out pieces."""
     from api.wiring import load_prior
@@ -70,18 +72,23 @@ def eval_generator_command(
     settings = get_settings()
     encoder = build_encoder(settings)
     prior = load_prior(encoder.id)
-    t0 = time.monotonic()
-    rows = evaluate_variants(settings.home / "demo-catalog", settings.resolved_database_url, encoder,
-                             prior, split=split, n_pieces=pieces, n_candidates=candidates,
-                             duration_s=duration, seed=seed)
-    table = Table(title=f"symbolic generator conditioning, {pieces} {split} pieces, "
-                  f"{candidates} candidates each ({time.monotonic() - t0:.0f} s)", box=box.SIMPLE)
+    for which in (("longest", "shortest") if caption == "both" else (caption,)):
+        t0 = time.monotonic()
+        rows = evaluate_variants(settings.home / "demo-catalog", settings.resolved_database_url, encoder,
+                                 prior, split=split, n_pieces=pieces, n_candidates=candidates,
+                                 duration_s=duration, seed=seed, weights=weights, caption=which)
+        _print_table(rows, f"symbolic generator conditioning: {pieces} {split} pieces, {which} caption, "
+                     f"{candidates} candidates each ({time.monotonic() - t0:.0f} s)")
+
+
+def _print_table(rows: list[dict[str, object]], title: str) -> None:
+    table = Table(title=title, box=box.SIMPLE)
     for col in ("variant", "cos best", "cos mean", "meter", "mode", "ensemble", "tempo"):
         table.add_column(col, justify="left" if col == "variant" else "right")
     for r in rows:
-        table.add_row(r["variant"], f"{r['cos_best']:.3f}", f"{r['cos_mean']:.3f}",
-                      f"{r['meter']:.2f}", f"{r['mode']:.2f}", f"{r['ensemble']:.2f}", f"{r['tempo']:.2f}")
-    Console().print(table)
+        table.add_row(str(r["variant"]), *(f"{float(r[k]):.3f}" for k in ("cos_best", "cos_mean")),
+                      *(f"{float(r[k]):.2f}" for k in ("meter", "mode", "ensemble", "tempo")))
+    Console(width=120).print(table)
 
 
 def register(app: typer.Typer) -> None:

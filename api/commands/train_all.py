@@ -8,7 +8,8 @@ would strand both. So one command runs, in order:
 2. ``embed``: every catalog track gets a vector from the new encoder (resumable; the search
    index catches up with the database when the server starts);
 3. ``train-prior``: reads those stored vectors, trains, writes ``prior-<encoder id>``;
-4. the generator, once the backfill issue adds one, goes here.
+4. ``train-generator``: the symbolic generator, conditioned on those same stored vectors
+   (its sidecar records the encoder id; a stale generator refuses to run with a new encoder).
 
 Each step is the same command a user can run alone, invoked with the options below and its
 own defaults otherwise, so ``train-all`` can never drift from the steps it chains.
@@ -34,11 +35,13 @@ def train_all_command(
                                        help="Varied captions per clip beside the catalog's."),
     budget_min: float = typer.Option(30.0, "--budget-min", min=1.0, help="Encoder training budget (minutes)."),
     prior_steps: int = typer.Option(6000, "--prior-steps", min=1, help="Prior optimiser steps."),
+    generator_budget_min: float = typer.Option(17.0, "--generator-budget-min", min=0.1, max=30.0,
+                                               help="Symbolic generator training budget (minutes)."),
     encoder_out: Path = typer.Option(None, "--encoder-out",
                                      help="Encoder weights file (default: the packaged clap-mini)."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Retrain the encoder, re-embed the catalog with it, then retrain the prior on it."""
+    """Retrain the encoder, re-embed the catalog with it, then retrain the prior and the generator on it."""
     root = ctx.parent.command if ctx.parent else None
     if not isinstance(root, click.Group):
         raise typer.BadParameter("train-all must run from the tunescope CLI")
@@ -47,6 +50,7 @@ def train_all_command(
                            "budget_min": budget_min, "seed": seed, "out": encoder_out}),
         ("embed", {}),
         ("train-prior", {"steps": prior_steps, "seed": seed}),
+        ("train-generator", {"budget_min": generator_budget_min, "seed": seed}),
     ]
     if encoder_out is not None:
         console.print("[yellow]note:[/yellow] --encoder-out is not the configured encoder: set "
@@ -57,7 +61,8 @@ def train_all_command(
             raise typer.BadParameter(f"the CLI has no {name!r} command")
         console.rule(f"[bold]{i}/{len(steps)} {name}")
         ctx.invoke(cmd, **kwargs)
-    console.print("[green]done:[/green] encoder, catalog vectors and prior are consistent; restart the server")
+    console.print("[green]done:[/green] encoder, catalog vectors, prior and generator are consistent; "
+                  "restart the server")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,7 +1,7 @@
 """Which condition drives the symbolic generator best: measured on held-out catalog pieces.
 
-For each held-out piece (validation or test split: never trained on) the query is its most
-descriptive catalog caption, and the generator makes candidates under each variant:
+For each held-out piece (validation or test split: never trained on) the query is one of its
+catalog captions, and the generator makes candidates under each variant:
 
 - **text embedding**: the caption's text embedding as the condition;
 - **prior samples**: the diffusion prior's samples for the caption (what backfill passes);
@@ -10,11 +10,14 @@ descriptive catalog caption, and the generator makes candidates under each varia
 - **real render (ceiling)**: the piece's own render embedding, the training-time condition.
 
 Every variant sees the same words (the caption's explicit attributes are forced in all), so
-the differences are the embedding's. Scores: the encoder cosine of the rendered candidates to
-the held-out piece's real render embedding (the best by the generator's own re-ranking, and
-the mean), and adherence read from the generated score: the meter of its bars, the mode
-estimated from its notes (Krumhansl-Kessler over the melody, independent of the header
-token), the ensemble and tempo class it was rendered with, each against the piece's facts.
+the differences are the embedding's. With the longest caption the words name most attributes;
+with the shortest (``"An energetic piece"``) the embedding must carry them.
+
+Scores: the encoder cosine of the rendered candidates to the held-out piece's real render
+embedding (the best by the generator's own re-ranking, and the mean over candidates), and
+adherence read from the generated score: its bars' meter, the mode estimated from its notes
+(Krumhansl-Kessler over the melody, independent of the header token), the ensemble and tempo
+class it was rendered with, each against the piece's facts.
 """
 
 from __future__ import annotations
@@ -65,9 +68,13 @@ def _targets(variant: str, prior: PriorPipeline, text_vec: np.ndarray, real: np.
 
 def evaluate_variants(catalog_dir: str | Path, database_url: str, encoder: Encoder, prior: PriorPipeline, *,
                       split: str = "test", n_pieces: int = 30, n_candidates: int = 4,
-                      duration_s: float = 12.0, seed: int = 0, variants: Sequence[str] = VARIANTS,
-                      weights: str | Path | None = None) -> list[dict[str, Any]]:
-    """One row per variant: mean cosines and adherence rates over the held-out pieces (module doc)."""
+                      duration_s: float = 10.0, seed: int = 0, variants: Sequence[str] = VARIANTS,
+                      weights: str | Path | None = None, caption: str = "longest") -> list[dict[str, Any]]:
+    """One row per variant: mean cosines and adherence rates over the held-out pieces (module doc).
+
+    ``caption``: ``"longest"`` (the most descriptive: its words force most attributes) or
+    ``"shortest"`` (``"An energetic piece"``: the embedding has to carry nearly everything).
+    """
     from generation.generators.symbolic import SymbolicGenerator
     from generation.generators.symbolic_training import catalog_embeddings
     from retrieval.captions import mode_family
@@ -80,14 +87,16 @@ def evaluate_variants(catalog_dir: str | Path, database_url: str, encoder: Encod
     rows = [rows[i] for i in np.random.default_rng(seed).permutation(len(rows))[:n_pieces]]
     gens = {c: SymbolicGenerator(weights, encoder=encoder, condition=c, search_rounds=1)
             for c in ("targets", "text", "none")}
-    text_vecs = encoder.embed_text([max(r["captions"], key=len) for r in rows])
+    pick = max if caption == "longest" else min
+    queries = [pick(r["captions"], key=len) for r in rows]
+    text_vecs = encoder.embed_text(queries)
     out = []
     for variant in variants:
         acc: dict[str, list[float]] = {k: [] for k in ("cos_best", "cos_mean", "meter", "mode", "ensemble", "tempo")}
         for i, r in enumerate(rows):
             goal = real[r["piece_id"]]
             targets, cond = _targets(variant, prior, text_vecs[i], goal, seed + i)
-            req = GenerationRequest(text=max(r["captions"], key=len), target_embeddings=targets,
+            req = GenerationRequest(text=queries[i], target_embeddings=targets,
                                     duration_s=duration_s, n_candidates=n_candidates, seed=seed + 1000 * i)
             cands = gens[cond].generate(req)
             cos = embed_candidates(cands, encoder) @ goal
