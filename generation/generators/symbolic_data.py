@@ -146,14 +146,19 @@ def _save(path: Path, pieces: Sequence[ParsedPiece]) -> None:
 
 
 def _load(path: Path) -> list[ParsedPiece]:
-    z = np.load(path)
-    meta = json.loads(str(z["meta"]))
-    ends = np.cumsum(z["lens"])
+    # Each ``z[name]`` decompresses the whole array again, and a slice of it keeps that copy
+    # alive: read every array once, and copy each piece's slice out of it.
+    with np.load(path) as z:
+        meta = json.loads(str(z["meta"]))
+        lens = z["lens"]
+        arrays = {k: z[k] for k in ("onset", "dur", "pitch", "strength")}
+    ends = np.cumsum(lens)
     out: list[ParsedPiece] = []
-    for m, end, n in zip(meta, ends, z["lens"], strict=True):
+    for m, end, n in zip(meta, ends, lens, strict=True):
         sl = slice(int(end - n), int(end))
-        ev = Events(onset=z["onset"][sl], dur=z["dur"][sl], pitch=z["pitch"][sl].astype(np.int16),
-                    voice=np.zeros(int(n), np.int16), strength=z["strength"][sl].astype(np.float32),
+        ev = Events(onset=arrays["onset"][sl].copy(), dur=arrays["dur"][sl].copy(),
+                    pitch=arrays["pitch"][sl].astype(np.int16), voice=np.zeros(int(n), np.int16),
+                    strength=arrays["strength"][sl].astype(np.float32),
                     length_ql=m["length_ql"], n_voices=1, bar_ql=m["bar_ql"], beat_ql=m["beat_ql"])
         out.append(ParsedPiece(m["piece_id"], ev, m["meter"], m["tonic_pc"], m["minor"], m["tune_type"]))
     return out

@@ -207,7 +207,7 @@ def sample(model: MelodyModel, cond: np.ndarray | None, *, n: int, seed: int | S
     token = torch.full((n,), T.BOS, dtype=torch.long)
     for _ in range(max_tokens - 1):
         logits, h = model.step(token, h, bias)
-        logp = torch.log_softmax(logits, dim=-1).numpy().astype(np.float64)
+        logp = logits.numpy().astype(np.float64)  # Gumbel-max needs no normalisation
         nxt = np.full(n, T.PAD)
         for i, st in enumerate(states):
             if st.done:

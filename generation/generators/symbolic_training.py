@@ -116,7 +116,9 @@ def build_items(pieces: Sequence[ParsedPiece], rows: Mapping[str, Mapping[str, A
 def _batch(items: Sequence[Item], cond_dim: int, drop: np.ndarray | None = None
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(cond ``[B, d]``, has ``[B]``, tokens ``[B, L]`` PAD-padded) of a list of items."""
-    length = max(len(it.tokens) for it in items)
+    # Lengths padded to a multiple of 64: the CPU GRU kernels cache a primitive and its
+    # workspace per input shape, and one shape per batch length grew the process past 12 GB.
+    length = -(-max(len(it.tokens) for it in items) // 64) * 64
     toks = np.full((len(items), length), T.PAD, np.int64)
     cond = np.zeros((len(items), cond_dim), np.float32)
     has = np.zeros(len(items), bool)
