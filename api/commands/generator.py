@@ -26,7 +26,7 @@ console = Console(stderr=True)
 
 
 def train_generator_command(
-    budget_min: float = typer.Option(17.0, "--budget-min", min=0.1, max=30.0, help="Training wall budget (minutes)."),
+    budget_min: float = typer.Option(16.0, "--budget-min", min=0.1, max=30.0, help="Training wall budget (minutes)."),
     extra_pieces: int = typer.Option(2500, "--extra-pieces", min=0,
                                      help="Train-split corpus tunes without embeddings (null condition)."),
     max_tokens: int = typer.Option(256, "--max-tokens", min=32, help="Tokens per training sequence."),

@@ -35,7 +35,7 @@ def train_all_command(
                                        help="Varied captions per clip beside the catalog's."),
     budget_min: float = typer.Option(30.0, "--budget-min", min=1.0, help="Encoder training budget (minutes)."),
     prior_steps: int = typer.Option(6000, "--prior-steps", min=1, help="Prior optimiser steps."),
-    generator_budget_min: float = typer.Option(17.0, "--generator-budget-min", min=0.1, max=30.0,
+    generator_budget_min: float = typer.Option(16.0, "--generator-budget-min", min=0.1, max=30.0,
                                                help="Symbolic generator training budget (minutes)."),
     encoder_out: Path = typer.Option(None, "--encoder-out",
                                      help="Encoder weights file (default: the packaged clap-mini)."),

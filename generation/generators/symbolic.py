@@ -229,7 +229,8 @@ class SymbolicGenerator:
         ens = a.get("ensemble") if a.get("ensemble") not in (None, "unknown") else "solo piano"
         perf = Performance(ens, lo + (hi - lo) * p.tempo_jitter, p.transpose, self.soundfont, p.seed)
         minor = a.get("mode") == "minor"
-        audio, qbpm, arranged = play(mel.events, a["meter"], minor, perf, request.duration_s, self.sample_rate)
+        audio, qbpm, arranged, transpose = play(mel.events, a["meter"], minor, perf, request.duration_s,
+                                                self.sample_rate)
         conditioning: dict[str, Any] = {
             "prompt": request.prompt(), "text": request.text, "variant": variant,
             "attributes": dict(request.attributes), "forced": forced, "header": a,
@@ -239,11 +240,11 @@ class SymbolicGenerator:
                 "used_for": "conditioning (prefix) and re-ranking" if variant == "prior samples"
                 else "re-ranking only", "row": p.target},
             "temperature": round(p.temperature, 4), "ensemble": ens, "tempo_class": tempo,
-            "bpm": round(perf.bpm, 2), "qbpm": round(qbpm, 2), "transpose": p.transpose,
+            "bpm": round(perf.bpm, 2), "qbpm": round(qbpm, 2), "transpose": transpose,
             "soundfont": self.soundfont, "encoder_id": self.trained_encoder_id,
         }
         cand = Candidate(audio=audio, sample_rate=self.sample_rate,
-                         score=score_json(arranged, seq, a["meter"], qbpm, p.transpose),
+                         score=score_json(arranged, seq, a["meter"], qbpm, transpose),
                          conditioning=conditioning, generator_id=self.id, seed=p.seed,
                          weights_id=self.weights_id)
         return _Made(p, cand)

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from generation.errors import GenerationError
 from generation.symbolic import tokens as T
 from generation.symbolic.arrange import accompany
 from generation.symbolic.ensembles import MELODY_ENSEMBLES, POLY_ENSEMBLES, ensemble, programs_for
@@ -156,8 +157,13 @@ def qbpm_for(ev: Events, meter: str, bpm: float) -> float:
 
 
 def play(ev: Events, meter: str, minor: bool, perf: Performance, duration_s: float,
-         sample_rate: int) -> tuple[np.ndarray, float, Events]:
-    """Render a melody: returns (float32 mono audio, quarter notes per minute, the arranged events)."""
+         sample_rate: int) -> tuple[np.ndarray, float, Events, int]:
+    """Render a melody and say how it was played.
+
+    Returns:
+        (float32 mono audio, quarter notes per minute, the arranged events, the transposition
+        actually played).
+    """
     arranged, ens = arrange(ev, perf.ensemble, minor)
     qbpm = qbpm_for(ev, meter, perf.bpm)
     progs, octs = programs_for(ens, arranged.n_voices)
@@ -168,7 +174,13 @@ def play(ev: Events, meter: str, minor: bool, perf: Performance, duration_s: flo
                       duration_s=duration_s, transpose=perf.transpose, velocity=88,
                       soundfont=perf.soundfont, drone=ens.drone, drone_pitch=48 + tonic % 12,
                       seed=perf.seed)
-    return render(arranged, spec, sample_rate), qbpm, arranged
+    try:
+        return render(arranged, spec, sample_rate), qbpm, arranged, spec.transpose
+    except GenerationError:
+        # A preset can lack samples for a register (TimGM6mb's whistle above ~A6 is silent):
+        # play it an octave lower rather than lose the candidate.
+        low = replace(spec, transpose=spec.transpose - 12)
+        return render(arranged, low, sample_rate), qbpm, arranged, low.transpose
 
 
 def score_json(ev: Events, tokens: list[int], meter: str, qbpm: float, transpose: int) -> dict[str, object]:
