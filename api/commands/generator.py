@@ -83,11 +83,12 @@ def eval_generator_command(
 
 def _print_table(rows: list[dict[str, object]], title: str) -> None:
     table = Table(title=title, box=box.SIMPLE)
-    for col in ("variant", "cos best", "cos mean", "meter", "mode", "ensemble", "tempo"):
+    for col in ("variant", "cos best", "cos mean", "meter class", "mode (notes)", "mode (header)",
+                "ensemble", "tempo"):
         table.add_column(col, justify="left" if col == "variant" else "right")
     for r in rows:
         table.add_row(str(r["variant"]), *(f"{float(r[k]):.3f}" for k in ("cos_best", "cos_mean")),
-                      *(f"{float(r[k]):.2f}" for k in ("meter", "mode", "ensemble", "tempo")))
+                      *(f"{float(r[k]):.2f}" for k in ("meter", "mode", "mode_header", "ensemble", "tempo")))
     Console(width=120).print(table)
 
 

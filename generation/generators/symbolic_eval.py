@@ -15,9 +15,10 @@ with the shortest (``"An energetic piece"``) the embedding must carry them.
 
 Scores: the encoder cosine of the rendered candidates to the held-out piece's real render
 embedding (the best by the generator's own re-ranking, and the mean over candidates), and
-adherence read from the generated score: its bars' meter, the mode estimated from its notes
-(Krumhansl-Kessler over the melody, independent of the header token), the ensemble and tempo
-class it was rendered with, each against the piece's facts.
+adherence read from the generated score: its bars' meter class (duple, triple, compound: what
+is heard; 2/2 and 4/4 sound alike), the mode estimated from its notes (Krumhansl-Kessler over
+the melody, independent of the header token) and the header's mode token, the ensemble and
+tempo class it was rendered with, each against the piece's facts.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import numpy as np
 
 from generation.generators.base import GenerationRequest
 from generation.generators.rerank import embed_candidates
-from generation.symbolic import tokens as T
 from generation.symbolic.arrange import estimate_key
 from generation.symbolic.render import Events
 
@@ -77,7 +77,7 @@ def evaluate_variants(catalog_dir: str | Path, database_url: str, encoder: Encod
     """
     from generation.generators.symbolic import SymbolicGenerator
     from generation.generators.symbolic_training import catalog_embeddings
-    from retrieval.captions import mode_family
+    from retrieval.captions import meter_class, mode_family
     from retrieval.prior.data import load_rows
 
     catalog_dir = Path(catalog_dir)
@@ -92,7 +92,8 @@ def evaluate_variants(catalog_dir: str | Path, database_url: str, encoder: Encod
     text_vecs = encoder.embed_text(queries)
     out = []
     for variant in variants:
-        acc: dict[str, list[float]] = {k: [] for k in ("cos_best", "cos_mean", "meter", "mode", "ensemble", "tempo")}
+        acc: dict[str, list[float]] = {k: [] for k in ("cos_best", "cos_mean", "meter", "mode", "mode_header",
+                                                        "ensemble", "tempo")}
         for i, r in enumerate(rows):
             goal = real[r["piece_id"]]
             targets, cond = _targets(variant, prior, text_vecs[i], goal, seed + i)
@@ -103,9 +104,10 @@ def evaluate_variants(catalog_dir: str | Path, database_url: str, encoder: Encod
             acc["cos_best"].append(float(cos[0]))  # candidates come best first by the generator's own score
             acc["cos_mean"].append(float(cos.mean()))
             for c in cands:
-                if r.get("meter") in T.METERS:
-                    acc["meter"].append(float(c.score["meter"] == r["meter"]))
+                if meter_class(r.get("meter")):  # the class is what is heard: 2/2, 2/4, 4/4 sound alike
+                    acc["meter"].append(float(meter_class(c.score["meter"]) == meter_class(r["meter"])))
                 acc["mode"].append(float(_score_mode(c.score) == mode_family(r.get("mode"))))
+                acc["mode_header"].append(float(c.conditioning["header"].get("mode") == mode_family(r.get("mode"))))
                 acc["ensemble"].append(float(c.conditioning["ensemble"] == r.get("ensemble")))
                 acc["tempo"].append(float(c.conditioning["tempo_class"] == r.get("tempo_bucket")))
         out.append({"variant": variant, "pieces": len(rows),

@@ -131,6 +131,7 @@ class _State:
     pos: int = -1  # last position in the current bar (-1: none yet)
     bar_steps: int = 48
     bars: int = 0
+    notes: int = 0
     done: bool = False
 
 
@@ -153,7 +154,7 @@ def allowed_mask(state: _State, forced: Mapping[str, int], vocab: int, allow_eos
         if state.bars > 0:
             lo = state.pos + 1
             mask[_POS_IDS[lo:state.bar_steps]] = True
-        mask[T.EOS] = allow_eos and state.bars > 1
+        mask[T.EOS] = allow_eos and state.bars > 1 and state.notes >= 4  # a melody, not rests
     return mask
 
 
@@ -167,6 +168,8 @@ def _advance(state: _State, tok: int) -> None:
         state.pos = -1
     elif T.POS0 <= tok < T.POS0 + T.MAX_POS:
         state.pos = tok - T.POS0
+    elif T.DUR0 <= tok < T.DUR0 + len(T.DURATIONS):
+        state.notes += 1
     elif state.n == 2:  # the meter token: bar length for the position grammar
         meter = T.VOCAB[tok].partition("=")[2]
         state.bar_steps = int(round(T.METERS[meter][0] * T.GRID))

@@ -31,6 +31,9 @@ _COMPOUND = ("6/8", "9/8", "12/8")
 
 _METER_WORDS = {"waltz": "3/4", "jig": "6/8", "slip jig": "9/8", "reel": "4/4", "hornpipe": "4/4",
                 "march": "2/4", "polka": "2/4", "strathspey": "4/4", "slide": "12/8"}
+#: A meter class named in words -> its most common meter in the corpus (captions say "in a
+#: triple meter", not "3/4"; a named tune type or an explicit meter wins over these).
+_METER_CLASS_WORDS = {"duple": "4/4", "triple": "3/4", "compound": "6/8"}
 _TEMPO_WORDS = {"slow": "slow", "gentle": "slow", "stately": "slow", "calm": "slow", "relaxed": "slow",
                 "moderate": "moderate", "mid-tempo": "moderate", "steady": "moderate",
                 "fast": "fast", "quick": "fast", "lively": "fast", "energetic": "fast", "up-tempo": "fast"}
@@ -56,8 +59,8 @@ def _find(text: str, words: Mapping[str, str]) -> str | None:
 def attributes_from_text(text: str | None) -> dict[str, str]:
     """Attribute values a query spells out: ``"a slow waltz for accordion"`` -> tempo, meter, type, ensemble.
 
-    Only explicit words count (a meter like ``3/4``, a tune type, a tempo or mode word, an
-    ensemble or instrument name); everything else is left for the embedding to decide.
+    Only explicit words count (a meter like ``3/4``, a tune type, a meter class, a tempo or mode
+    word, an ensemble or instrument name); everything else is left for the embedding to decide.
     """
     if not text:
         return {}
@@ -71,6 +74,8 @@ def attributes_from_text(text: str | None) -> dict[str, str]:
         out["tune_type"] = tune
         if "meter" not in out and tune in _METER_WORDS:
             out["meter"] = _METER_WORDS[tune]
+    if "meter" not in out and (cls := _find(t, _METER_CLASS_WORDS)) is not None:
+        out["meter"] = cls
     for name, words in (("tempo_class", _TEMPO_WORDS), ("mode", _MODE_WORDS)):
         if (v := _find(t, words)) is not None:
             out[name] = v

@@ -261,9 +261,8 @@ def catalog_embeddings(catalog_dir: Path, rows: Sequence[Mapping[str, Any]], dat
             (run ``tunescope embed`` after changing the encoder).
     """
     from index.store import hash_file
-    from retrieval.prior.data import stored_embeddings
 
-    stored = stored_embeddings(database_url, encoder_id, dim)
+    stored = _stored_vectors(database_url, encoder_id, dim)
     out: dict[str, np.ndarray] = {}
     for r in rows:
         path = catalog_dir / r["path"]
@@ -274,6 +273,33 @@ def catalog_embeddings(catalog_dir: Path, rows: Sequence[Mapping[str, Any]], dat
             f"no stored embedding of encoder {encoder_id!r} for the catalog in {catalog_dir}; "
             "ingest it and run `tunescope embed` with that encoder first")
     return out
+
+
+def _stored_vectors(database_url: str, encoder_id: str, dim: int) -> dict[str, np.ndarray]:
+    """Content hash -> stored vector, read straight from the two tables it needs.
+
+    Not through ``open_catalog``: that checks the schema revision, and a database migrated by a
+    newer tunescope (tables this code does not know) must not stop a read of ``tracks`` and
+    ``embeddings``, whose columns used here do not change. Read-only; creates nothing.
+    """
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.orm import Session
+
+    from index.models import Track
+    from index.vectors import load_embeddings
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        return {}
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            ids, vecs = load_embeddings(session, encoder_id, dim)
+            hashes = dict(session.execute(select(Track.id, Track.content_hash)).tuples().all())
+    finally:
+        engine.dispose()
+    return {hashes[int(t)]: v for t, v in zip(ids, vecs, strict=True) if int(t) in hashes}
 
 
 def train_generator(catalog_dir: str | Path, database_url: str, encoder_id: str, *,
@@ -356,6 +382,9 @@ def write_card(path: Path, sidecar: Mapping[str, Any]) -> None:
         f"- held-out token NLL (nats/token): validation {m['val_nll_conditioned']:.3f}; test "
         f"{m['test_nll_conditioned']:.3f} conditioned vs {m['test_nll_null']:.3f} with the null "
         "condition (the gap is what the embedding tells the model)", "",
-        "Reproduce:", "", "```bash", sidecar.get("command") or "tunescope train-generator", "```", "",
+        "Reproduce (with `TUNESCOPE_HOME` holding the demo catalog and its database, whose stored",
+        "embeddings of the configured encoder are the conditions; parsed melodies are cached in",
+        "`$TUNESCOPE_HOME/generator-data/`):", "",
+        "```bash", sidecar.get("command") or "tunescope train-generator", "```", "",
     ]
     path.write_text("\n".join(lines))

@@ -104,6 +104,8 @@ def test_words_in_a_query_become_forced_attributes_and_explicit_ones_win() -> No
         "tune_type": "waltz", "meter": "3/4", "tempo_class": "slow", "mode": "minor", "ensemble": "accordion"}
     assert attributes_from_text("lively jig on the fiddle")["ensemble"] == "solo fiddle"
     assert attributes_from_text("something") == {}
+    assert attributes_from_text("a piece in a triple meter")["meter"] == "3/4"
+    assert attributes_from_text("a slip jig, compound meter")["meter"] == "9/8"  # the tune type is more specific
     f = forced_attributes({"meter": "6/8", "mode": "dorian", "instrument": "harp", "colour": "blue"},
                           "a slow waltz")
     assert f == {"tune_type": "waltz", "meter": "6/8", "tempo_class": "slow", "mode": "minor", "ensemble": "harp"}
