@@ -150,7 +150,7 @@ def allowed_mask(state: _State, forced: Mapping[str, int], vocab: int, allow_eos
     elif T.PITCH0 <= state.last < T.PITCH0 + len(_PITCH_IDS):
         mask[_DUR_IDS] = True
     else:  # after the header, a BAR or a note's DUR
-        mask[T.BAR] = True
+        mask[T.BAR] = state.bars == 0 or state.notes > 0  # the first bar holds a note: never all rests
         if state.bars > 0:
             lo = state.pos + 1
             mask[_POS_IDS[lo:state.bar_steps]] = True
