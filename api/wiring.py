@@ -40,8 +40,12 @@ def build_encoder(settings: Settings, name: str | None = None) -> Encoder:
     return load_encoder(name or settings.encoder, settings.encoder_path, settings.device)
 
 
-def build_generator(settings: Settings, name: str | None = None) -> Generator:
+def build_generator(settings: Settings, name: str | None = None, encoder: Encoder | None = None) -> Generator:
     """The generator named by ``name`` or ``settings.generator``, with its configured weights path.
+
+    ``symbolic`` is conditioned on the encoder's space and re-ranks with it: it gets ``encoder``
+    (the caller's, so the process holds one), else the configured encoder is built for it. Its
+    committed weights are used unless ``TUNESCOPE_GENERATOR_PATH`` names others.
 
     Raises:
         GenerationError: an unknown name; ``GeneratorWeightsNotFound`` when the configured
@@ -50,7 +54,11 @@ def build_generator(settings: Settings, name: str | None = None) -> Generator:
     """
     from generation.generators import load_generator
 
-    return load_generator(name or settings.generator, settings.generator_path, settings.device)
+    name = name or settings.generator
+    if name == "symbolic":
+        return load_generator(name, settings.generator_path, settings.device,
+                              encoder=encoder or build_encoder(settings))
+    return load_generator(name, settings.generator_path, settings.device)
 
 
 def load_prior(encoder_id: str, weights_dir: str | Path | None = None) -> PriorPipeline:

@@ -8,7 +8,8 @@ would strand both. So one command runs, in order:
 2. ``embed``: every catalog track gets a vector from the new encoder (resumable; the search
    index catches up with the database when the server starts);
 3. ``train-prior``: reads those stored vectors, trains, writes ``prior-<encoder id>``;
-4. the generator, once the backfill issue adds one, goes here.
+4. ``train-generator``: the symbolic generator, conditioned on those same stored vectors
+   (its sidecar records the encoder id; a stale generator refuses to run with a new encoder).
 
 Each step is the same command a user can run alone, run with the command line printed above
 it (the options below, its own defaults otherwise), so ``train-all`` can never drift from the
@@ -37,13 +38,19 @@ def train_all_command(
     budget_min: float = typer.Option(30.0, "--budget-min", min=1.0, help="Encoder training budget (minutes)."),
     prior_steps: int = typer.Option(6000, "--prior-steps", min=1, help="Prior optimiser steps."),
     prior_batch_size: int = typer.Option(256, "--prior-batch-size", min=1),
+    generator: bool = typer.Option(True, "--generator/--no-generator",
+                                   help="Also retrain the symbolic generator (step 4)."),
+    generator_budget_min: float = typer.Option(16.0, "--generator-budget-min", min=0.1, max=30.0,
+                                               help="Symbolic generator training budget (minutes)."),
+    generator_out: Path = typer.Option(None, "--generator-out",
+                                       help="Generator weights file (default: the committed symbolic.safetensors)."),
     encoder_out: Path = typer.Option(None, "--encoder-out",
                                      help="Encoder weights file (default: the packaged clap-mini)."),
     prior_out: Path = typer.Option(None, "--prior-out", help="Prior weights file (default: the package's, "
                                    "one per encoder id)."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Retrain the encoder, re-embed the catalog with it, then retrain the prior on it."""
+    """Retrain the encoder, re-embed the catalog with it, then retrain the prior and the generator on it."""
     root = ctx.find_root().command  # the CLI group (Typer vendors its own click: no isinstance)
     if not hasattr(root, "get_command"):
         raise typer.BadParameter("train-all must run from the tunescope CLI")
@@ -54,6 +61,8 @@ def train_all_command(
         ("embed", {}),
         ("train-prior", {"steps": prior_steps, "batch_size": prior_batch_size, "seed": seed, "out": prior_out}),
     ]
+    if generator:
+        steps.append(("train-generator", {"budget_min": generator_budget_min, "seed": seed, "out": generator_out}))
     if encoder_out is not None:
         console.print("[yellow]note:[/yellow] --encoder-out is not the configured encoder: set "
                       "TUNESCOPE_ENCODER_PATH to it, or embed and train-prior will use the packaged one")
@@ -64,7 +73,8 @@ def train_all_command(
         argv = _argv(kwargs)
         console.rule(f"[bold]{i}/{len(steps)} tunescope {name} {' '.join(argv)}")
         cmd.main(args=argv, prog_name=f"tunescope {name}", standalone_mode=False)
-    console.print("[green]done:[/green] encoder, catalog vectors and prior are consistent; restart the server")
+    console.print("[green]done:[/green] encoder, catalog vectors, prior" + (" and generator" if generator else "")
+                  + " are consistent; restart the server")
 
 
 def _argv(options: dict[str, object]) -> list[str]:

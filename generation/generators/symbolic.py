@@ -1,0 +1,312 @@
+"""``symbolic``: the embedded default generator (offline, CPU, fast), with a candidate search.
+
+A request's target embeddings (the diffusion prior's samples for the query; the query's text
+embedding when there are none) condition :class:`~generation.generators.symbolic_model.MelodyModel`
+through its prefix; words in the query and the request's explicit attributes force the header's
+attribute tokens; the melody is arranged and rendered through the soundfont renderer.
+
+**Candidate search** (DITTO's idea, without gradients: rendering is not differentiable). A
+candidate is a point in (sampling seed, temperature, which prior sample conditions it,
+ensemble, tempo, register). Round 0 samples ``pool`` candidates from a broad distribution
+(temperature around 1, the ensemble and tempo class left to the model's own prediction from
+the embedding, a register drawn in -5..+6 semitones); each is rendered, embedded by the
+platform's encoder and scored by :func:`~generation.generators.rerank.score_candidates`
+(cosine to the prior's samples and to the query). Each further round is a cross-entropy-method
+step: the best quarter (the elites) refit the Gaussian over temperature, tempo and register and
+the categoricals over the elites' ensembles and tempo classes (smoothed, so no elite value
+takes over after one round), and a new pool is drawn from them. The best ``n_candidates`` of
+all rounds are returned, best first.
+
+Seeds: pool member ``j`` (counted over all rounds) samples its melody from ``request.seed + j``
+and draws its performance from the same seed, so a request always gives the same candidates;
+with ``search_rounds=1`` and ``pool = n_candidates`` candidate ``i`` is made from
+``seed + i`` exactly, as the :class:`~generation.generators.base.Generator` contract says.
+Every candidate's ``conditioning`` holds all its parameters.
+
+The model was trained with one encoder's embeddings (its id is in the weights' sidecar); with a
+different encoder the conditioning would be noise, so construction refuses by default
+(``on_encoder_mismatch="refuse"``) or, with ``"attributes"``, warns and conditions on
+attributes only (re-ranking still uses the current encoder, which is valid).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from generation.errors import GenerationError
+from generation.generators.base import SEED_LIMIT, Candidate, GenerationRequest
+from generation.generators.symbolic_model import sample
+from generation.generators.symbolic_render import TEMPO_BPM, Performance, forced_attributes, play, score_json
+from generation.generators.symbolic_training import DEFAULT_WEIGHTS, load_model
+from generation.symbolic import tokens as T
+
+if TYPE_CHECKING:
+    from retrieval.encoders.base import Encoder
+
+log = logging.getLogger(__name__)
+CONDITIONS = ("auto", "targets", "text", "none")
+
+
+@dataclass(frozen=True)
+class _Params:
+    """One candidate's point in the search space."""
+
+    seed: int
+    temperature: float
+    target: int  # row of the targets that conditions it (-1: none)
+    ensemble: str | None  # None: the model's prediction
+    tempo_class: str | None
+    tempo_jitter: float  # where in the tempo class's bpm range, 0..1
+    transpose: int
+
+
+@dataclass
+class _Made:
+    params: _Params
+    candidate: Candidate
+    score: float = 0.0
+
+
+class SymbolicGenerator:
+    """The registry's ``symbolic`` backend (see the module docstring).
+
+    Args:
+        path: the weights (a ``.safetensors`` file or a folder holding ``symbolic.safetensors``);
+            None: the committed weights.
+        device: only ``"auto"`` and ``"cpu"`` make sense (a 1-2 M parameter GRU): CPU always.
+        encoder: the platform's encoder (text fallback and re-ranking). None: the committed
+            clap-mini is loaded on first use.
+        on_encoder_mismatch: ``"refuse"`` (raise) or ``"attributes"`` (warn, attributes only).
+        condition: ``"auto"`` (targets when given, else the text embedding), ``"targets"``,
+            ``"text"`` or ``"none"`` (attributes only).
+        search_rounds: cross-entropy-method rounds (1: no search, just re-ranking).
+        pool: candidates per round (default ``max(2 * n_candidates, 8)``).
+        query_weight: share of the query term in the search score.
+        sample_rate: of the audio.
+        soundfont: the renderer's soundfont.
+        bars: bars sampled per melody (a shorter piece loops, as the catalog's renders do).
+
+    Raises:
+        GeneratorWeightsNotFound: no weights at ``path``.
+        GenerationError: the encoder differs from the one the weights were trained with
+            (with ``on_encoder_mismatch="refuse"``), or a bad option.
+    """
+
+    id = "symbolic"
+
+    def __init__(self, path: str | Path | None = None, device: str = "auto", *,
+                 encoder: Encoder | None = None, on_encoder_mismatch: str = "refuse",
+                 condition: str = "auto", search_rounds: int = 3, pool: int | None = None,
+                 query_weight: float = 0.5, sample_rate: int = 22050, soundfont: str = "TimGM6mb",
+                 bars: int = 16) -> None:
+        if condition not in CONDITIONS:
+            raise GenerationError(f"condition must be one of {CONDITIONS}, got {condition!r}")
+        if on_encoder_mismatch not in ("refuse", "attributes"):
+            raise GenerationError(f"on_encoder_mismatch must be 'refuse' or 'attributes', got {on_encoder_mismatch!r}")
+        if search_rounds < 1:
+            raise GenerationError(f"search_rounds must be >= 1, got {search_rounds}")
+        p = Path(path) if path is not None else DEFAULT_WEIGHTS
+        p = p / "symbolic.safetensors" if p.is_dir() else p
+        self.model, self.meta = load_model(p)
+        self.weights_id = str(self.meta["weights_id"])
+        self.trained_encoder_id = str(self.meta["encoder_id"])
+        self.sample_rate = sample_rate
+        self.condition, self.search_rounds, self.pool = condition, search_rounds, pool
+        self.query_weight, self.soundfont, self.bars = query_weight, soundfont, bars
+        self.on_encoder_mismatch = on_encoder_mismatch
+        self._encoder = encoder
+        self.embeddings_usable = True
+        if encoder is not None:
+            self._check_encoder(encoder)
+
+    def _check_encoder(self, encoder: Encoder) -> None:
+        if encoder.id == self.trained_encoder_id:
+            return
+        msg = (f"the symbolic generator's weights ({self.weights_id}) were trained on embeddings of "
+               f"encoder {self.trained_encoder_id!r}, but the configured encoder is {encoder.id!r}; "
+               "run `tunescope train-generator` after `tunescope embed` (or `tunescope train-all`)")
+        if self.on_encoder_mismatch == "refuse":
+            raise GenerationError(msg)
+        log.warning("%s; conditioning on attributes only", msg)
+        self.embeddings_usable = False
+
+    @property
+    def encoder(self) -> Encoder:
+        """The platform's encoder (loaded on first use when none was given)."""
+        if self._encoder is None:
+            from retrieval.encoders import load_encoder
+
+            enc = load_encoder("default", device="cpu")
+            self._check_encoder(enc)
+            self._encoder = enc
+        return self._encoder
+
+    def generate(self, request: GenerationRequest) -> list[Candidate]:
+        """Candidates for ``request``, best first by the search score (module docstring).
+
+        Raises:
+            GenerationError: target embeddings whose width is not the model's condition width.
+        """
+        targets, query_vec, variant = self._conditions(request)
+        forced = forced_attributes(request.attributes, request.text)
+        pool = self.pool or max(2 * request.n_candidates, 8)
+        if self.search_rounds == 1:
+            pool = max(pool if self.pool else request.n_candidates, request.n_candidates)
+        rng_dist = _Distribution(forced, targets is not None and len(targets) or 0)
+        made: list[_Made] = []
+        j = 0
+        for r in range(self.search_rounds):
+            params = [rng_dist.draw((request.seed + j + i) % SEED_LIMIT, first=r == 0) for i in range(pool)]
+            j += pool
+            batch = self._make(params, request, targets, forced, variant)
+            self._score(batch, targets, query_vec)
+            made += batch
+            if r + 1 < self.search_rounds:
+                elite = sorted(batch, key=lambda m: -m.score)[:max(2, pool // 4)]
+                rng_dist = rng_dist.refit([m.params for m in elite], [m.candidate for m in elite])
+        made.sort(key=lambda m: -m.score)
+        out = []
+        for m in made[:request.n_candidates]:
+            cond = dict(m.candidate.conditioning)
+            cond["search"] = {"score": round(m.score, 5), "rounds": self.search_rounds, "pool": pool}
+            out.append(replace(m.candidate, conditioning=cond))
+        return out
+
+    def _conditions(self, request: GenerationRequest) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+        """(condition rows ``[k, d]`` or None, the query's text embedding or None, the variant)."""
+        d = self.model.config.cond_dim
+        query_vec = None
+        if request.text and request.text.strip():
+            query_vec = self.encoder.embed_text([request.text])[0].astype(np.float32)
+        targets = request.target_embeddings
+        if targets is not None and targets.shape[1] != d:
+            raise GenerationError(f"target_embeddings have width {targets.shape[1]}; this model "
+                                  f"is conditioned on {d}-d embeddings ({self.trained_encoder_id})")
+        mode = self.condition
+        if mode == "auto":
+            mode = "targets" if targets is not None else ("text" if query_vec is not None else "none")
+        if not self.embeddings_usable or mode == "none":
+            return None, query_vec, "attributes only"
+        if mode == "text":
+            return (None if query_vec is None else query_vec[None, :]), query_vec, "text embedding"
+        if targets is None:
+            return (None if query_vec is None else query_vec[None, :]), query_vec, "text embedding"
+        unit = targets / np.maximum(np.linalg.norm(targets, axis=1, keepdims=True), 1e-8)
+        return unit.astype(np.float32), query_vec, "prior samples"
+
+    def _make(self, params: list[_Params], request: GenerationRequest, targets: np.ndarray | None,
+              forced: dict[str, str], variant: str) -> list[_Made]:
+        """Sample and render one candidate per parameter point (one batched sampling call)."""
+        cond = None if targets is None else targets[[max(p.target, 0) for p in params]]
+        groups: dict[tuple[str | None, str | None], list[int]] = {}
+        for i, p in enumerate(params):
+            groups.setdefault((p.ensemble, p.tempo_class), []).append(i)
+        seqs: list[list[int]] = [[] for _ in params]
+        for (ens, tempo), idx in groups.items():
+            f = dict(forced)
+            if ens:
+                f["ensemble"] = ens
+            if tempo:
+                f["tempo_class"] = tempo
+            out = sample(self.model, None if cond is None else cond[idx], n=len(idx),
+                         seed=[params[i].seed for i in idx], forced=f,
+                         temperature=[params[i].temperature for i in idx], bars=self.bars)
+            for i, s in zip(idx, out, strict=True):
+                seqs[i] = s
+        return [self._render(p, s, request, forced, variant) for p, s in zip(params, seqs, strict=True)]
+
+    def _render(self, p: _Params, seq: list[int], request: GenerationRequest, forced: dict[str, str],
+                variant: str) -> _Made:
+        mel = T.decode(seq)
+        a = mel.attributes
+        tempo = a.get("tempo_class") if a.get("tempo_class") in TEMPO_BPM else "moderate"
+        lo, hi = TEMPO_BPM[tempo]
+        ens = a.get("ensemble") if a.get("ensemble") not in (None, "unknown") else "solo piano"
+        perf = Performance(ens, lo + (hi - lo) * p.tempo_jitter, p.transpose, self.soundfont, p.seed)
+        minor = a.get("mode") == "minor"
+        audio, qbpm, arranged, transpose = play(mel.events, a["meter"], minor, perf, request.duration_s,
+                                                self.sample_rate)
+        conditioning: dict[str, Any] = {
+            "prompt": request.prompt(), "text": request.text, "variant": variant,
+            "attributes": dict(request.attributes), "forced": forced, "header": a,
+            "targets": None if request.target_embeddings is None else {
+                "count": int(request.target_embeddings.shape[0]),
+                "dim": int(request.target_embeddings.shape[1]),
+                "used_for": "conditioning (prefix) and re-ranking" if variant == "prior samples"
+                else "re-ranking only", "row": p.target},
+            "temperature": round(p.temperature, 4), "ensemble": ens, "tempo_class": tempo,
+            "bpm": round(perf.bpm, 2), "qbpm": round(qbpm, 2), "transpose": transpose,
+            "soundfont": self.soundfont, "encoder_id": self.trained_encoder_id,
+        }
+        cand = Candidate(audio=audio, sample_rate=self.sample_rate,
+                         score=score_json(arranged, seq, a["meter"], qbpm, transpose),
+                         conditioning=conditioning, generator_id=self.id, seed=p.seed,
+                         weights_id=self.weights_id)
+        return _Made(p, cand)
+
+    def _score(self, batch: list[_Made], targets: np.ndarray | None, query_vec: np.ndarray | None) -> None:
+        from generation.generators.rerank import score_candidates
+
+        if targets is None and query_vec is None:
+            return  # nothing to compare with: keep the sampling order
+        ref = targets if targets is not None else query_vec[None, :]
+        s = score_candidates([m.candidate for m in batch], self.encoder, ref,
+                             query_vec if targets is not None else None, self.query_weight)
+        for m, v in zip(batch, s.total, strict=True):
+            m.score = float(v)
+
+
+class _Distribution:
+    """The search distribution over candidate parameters (round 0 broad, then refitted)."""
+
+    def __init__(self, forced: dict[str, str], n_targets: int) -> None:
+        self.forced = forced
+        self.n_targets = n_targets
+        self.temp = (1.0, 0.15)
+        self.jitter = (0.5, 0.3)
+        self.transpose = (0.5, 3.5)
+        self.ensembles: dict[str, float] | None = None  # None: the model predicts
+        self.tempi: dict[str, float] | None = None
+
+    def draw(self, seed: int, first: bool) -> _Params:
+        """One parameter point from ``seed``."""
+        rng = np.random.default_rng(seed + 7919)
+        ens = tempo = None
+        if self.ensembles and "ensemble" not in self.forced:
+            names = list(self.ensembles)
+            ens = str(rng.choice(names, p=np.array([self.ensembles[n] for n in names])))
+        if self.tempi and "tempo_class" not in self.forced:
+            names = list(self.tempi)
+            tempo = str(rng.choice(names, p=np.array([self.tempi[n] for n in names])))
+        return _Params(
+            seed=seed, temperature=float(np.clip(rng.normal(*self.temp), 0.6, 1.4)),
+            target=int(rng.integers(self.n_targets)) if self.n_targets else -1,
+            ensemble=ens, tempo_class=tempo,
+            tempo_jitter=float(np.clip(rng.normal(*self.jitter), 0.0, 1.0)),
+            transpose=int(np.clip(round(rng.normal(*self.transpose)), -5, 6)))
+
+    def refit(self, elite: list[_Params], cands: list[Candidate]) -> _Distribution:
+        """The cross-entropy-method step: Gaussians and smoothed categoricals from the elites."""
+        new = _Distribution(self.forced, self.n_targets)
+        temps = np.array([p.temperature for p in elite])
+        new.temp = (float(temps.mean()), max(float(temps.std()), 0.05))
+        jit = np.array([p.tempo_jitter for p in elite])
+        new.jitter = (float(jit.mean()), max(float(jit.std()), 0.1))
+        tr = np.array([p.transpose for p in elite], float)
+        new.transpose = (float(tr.mean()), max(float(tr.std()), 1.0))
+        new.ensembles = _smoothed([c.conditioning["ensemble"] for c in cands])
+        new.tempi = _smoothed([c.conditioning["tempo_class"] for c in cands])
+        return new
+
+
+def _smoothed(values: list[str], alpha: float = 0.5) -> dict[str, float]:
+    """Frequencies of ``values`` with ``alpha`` pseudo-counts spread over the values seen."""
+    names = sorted(set(values))
+    counts = np.array([values.count(n) + alpha for n in names], float)
+    return dict(zip(names, (counts / counts.sum()).tolist(), strict=True))
+
