@@ -22,14 +22,6 @@ def test_unknown_name_lists_the_known_ones() -> None:
         load_generator("musicldm")
 
 
-@pytest.mark.skipif(Path(registry.__file__).with_name("symbolic.py").exists(),
-                    reason="the symbolic generator exists now")
-def test_symbolic_is_registered_but_not_built_yet() -> None:
-    with pytest.raises(GeneratorUnavailable, match="not built yet") as e:
-        load_generator("symbolic")
-    assert "generation.generators.symbolic" in str(e.value) and "TUNESCOPE_GENERATOR" in str(e.value)
-
-
 @pytest.mark.parametrize("name", sorted(LAYOUTS))
 def test_real_backends_need_a_path(name: str) -> None:
     with pytest.raises(GeneratorWeightsNotFound, match="TUNESCOPE_GENERATOR_PATH") as e:
