@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -20,6 +21,18 @@ console = Console(stderr=True)
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeRemainingColumn(), console=console)
+
+
+def _named_tasks(bar: Progress) -> Callable[[str, int, int], None]:
+    """``progress(name, done, total)`` that keeps one "rendering <name>" bar per name."""
+    tasks: dict[str, int] = {}
+
+    def prog(name: str, d: int, total: int) -> None:
+        if name not in tasks:
+            tasks[name] = bar.add_task(f"rendering {name}", total=total)
+        bar.update(tasks[name], completed=d)
+
+    return prog
 
 
 def embed_command(
@@ -78,13 +91,7 @@ def train_encoder_command(
     cfg = TrainConfig(epochs=epochs, time_budget_s=budget_min * 60, seed=seed,
                       rhythm=2 if v2 else 1, tune_type_head=v2, aux_weight=aux_weight)
     with _progress() as bar:
-        tasks: dict[str, int] = {}
-
-        def prog(name: str, d: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = bar.add_task(f"rendering {name}", total=total)
-            bar.update(tasks[name], completed=d)
-
+        prog = _named_tasks(bar)
         info = train_default_encoder(cache or settings.home / "encoder-data", out or DEFAULT_WEIGHTS,
                                      size=size, renders=renders, val_size=val_size, seed=seed, cfg=cfg,
                                      v2=v2, extra_captions=extra_captions, render_only=render_only,
@@ -141,13 +148,7 @@ def _run_suite(suite: str, weights: Path | None, baseline: Path | None, size: in
     baseline = baseline or WEIGHTS_DIR / "clap-mini-v1.safetensors"
     settings = get_settings()
     with _progress() as bar:
-        tasks: dict[str, int] = {}
-
-        def prog(name: str, d: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = bar.add_task(f"rendering {name}", total=total)
-            bar.update(tasks[name], completed=d)
-
+        prog = _named_tasks(bar)
         report = evaluate_suite(cache or settings.home / "encoder-data", weights,
                                 baseline if baseline.is_file() else None, size=size, seed=seed,
                                 log=lambda s: bar.console.print(s), progress=prog)
