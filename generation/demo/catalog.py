@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from generation.demo.variety import accompaniment_instruments, prepare
+from generation.demo.variety import Variety, accompaniment_instruments, prepare
 from generation.errors import GenerationError
 from generation.symbolic.corpus import Source, corpus_root, list_sources
-from generation.symbolic.ensembles import FAMILY_ENSEMBLES, Ensemble, ensemble, programs_for
+from generation.symbolic.ensembles import FAMILY_ENSEMBLES, Ensemble, ensemble
 from generation.symbolic.render import Events, RenderSpec, load_score, render, score_to_events, training_soundfonts
 from retrieval.captions import (
     meter_class,
@@ -240,7 +240,8 @@ def _render_views(job: RenderJob, ev: Events, facts: dict[str, Any], tonic_pc: i
         ens_name = rng.choices(names, weights=[weights[n] for n in names])[0]
         ens = ensemble(ens_name, polyphonic)
         played, ens, progs, octs, variety = prepare(job.variety, f"variety:{job.seed}:{src.piece_id}:{r}",
-                                                    ev, ens, facts.get("tune_type"), programs_for)
+                                                    ev, ens, facts.get("tune_type"))
+        how = variety or Variety()  # the defaults are v1's render: tinysoundfont, accent 16
         lo, hi = NOTE_RATE.get(facts.get("tune_type") or "", (2.5, 5.0))
         rate = rng.uniform(lo, hi) * rng.uniform(0.78, 1.28)
         qbpm = float(np.clip(rate * typical_ioi * 60.0, 20.0, 400.0))
@@ -260,10 +261,9 @@ def _render_views(job: RenderJob, ev: Events, facts: dict[str, Any], tonic_pc: i
             programs=progs, octave_shift=octs, qbpm=qbpm, start_ql=start_bar * ev.bar_ql,
             duration_s=duration, transpose=transpose, velocity=rng.randint(72, 104),
             soundfont=soundfont, drone=ens.drone, drone_pitch=48 + tonic_pc,
-            seed=rng.randrange(2**31), accent=variety.accent if variety else 16.0,
+            seed=rng.randrange(2**31), accent=how.accent,
         )
-        audio = render(played, spec, job.sample_rate, engine=variety.engine if variety else "tinysoundfont",
-                       fluid=variety.fluid if variety else None)
+        audio = render(played, spec, job.sample_rate, engine=how.engine, fluid=how.fluid)
         key = _NAMES[(tonic_pc + transpose) % 12]
         row = _row(job, facts, ens, r, bpm, duration, key, soundfont, transpose,
                    start_bar * ev.bar_ql * sec_per_ql)

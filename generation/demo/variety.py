@@ -25,11 +25,11 @@ exactly as before.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from generation.symbolic.arrange import ACCOMPANIMENT_PROGRAMS, accompany, double_octaves, keyboard_reduction
-from generation.symbolic.ensembles import POLY_ENSEMBLES, Ensemble
+from generation.symbolic.ensembles import MELODY_ENSEMBLES, POLY_ENSEMBLES, Ensemble, programs_for
 from generation.symbolic.fluid import FluidSettings
 from generation.symbolic.perform import jitter, rubato, swing, velocity_curve
 
@@ -173,13 +173,8 @@ def accompaniment_instruments(variety: Variety) -> list[str]:
     return [name] if name else []
 
 
-def with_accent(spec: object, variety: Variety) -> object:
-    """``spec`` (a frozen ``RenderSpec``) with the variety's accent."""
-    return replace(spec, accent=variety.accent)  # type: ignore[type-var]
-
-
-def prepare(mode: str | None, key: str, ev: Events, ens: Ensemble, tune_type: str | None,
-            programs_for: object) -> tuple[Events, Ensemble, tuple, tuple, Variety | None]:
+def prepare(mode: str | None, key: str, ev: Events, ens: Ensemble,
+            tune_type: str | None) -> tuple[Events, Ensemble, tuple, tuple, Variety | None]:
     """One render's events, ensemble and programs under ``mode`` (None: as v1 rendered them).
 
     Args:
@@ -188,18 +183,19 @@ def prepare(mode: str | None, key: str, ev: Events, ens: Ensemble, tune_type: st
         ev: the piece's events.
         ens: the ensemble drawn for the render.
         tune_type: the piece's tune type.
-        programs_for: :func:`generation.symbolic.ensembles.programs_for`.
+
+    Returns:
+        The events as played, the ensemble that plays them, its programs and octave shifts, and
+        the variety drawn (None without a mode; :class:`Variety`'s defaults are v1's render).
     """
     if mode is None:
-        progs, octs = programs_for(ens, ev.n_voices)  # type: ignore[operator]
+        progs, octs = programs_for(ens, ev.n_voices)
         return ev, ens, progs, octs, None
     v = plan_variety(random.Random(key), mode, polyphonic=ev.n_voices > 1, tune_type=tune_type)
     ens = keyboard_ensemble(v, ens)
     if mode == "heldout" and ev.n_voices == 1:
-        from generation.symbolic.ensembles import MELODY_ENSEMBLES
-
         ens = MELODY_ENSEMBLES["solo piano"]
     played = apply_variety(ev, v)
-    progs, octs = programs_for(ens, ev.n_voices if v.arrangement != "keyboard reduction" else 1)  # type: ignore[operator]
+    progs, octs = programs_for(ens, ev.n_voices if v.arrangement != "keyboard reduction" else 1)
     progs, octs = extend_programs(progs, octs, v, played.n_voices)
     return played, ens, progs, octs, v

@@ -32,7 +32,7 @@ from torch import nn
 from retrieval.encoders.base import l2_normalize
 from retrieval.encoders.common import resolve_device, weights_digest, window_starts
 from retrieval.encoders.features import FPS, SAMPLE_RATE, compute_features
-from retrieval.encoders.rhythm import RHYTHM_V2_DIM, rhythm_v2_features
+from retrieval.encoders.rhythm import MAX_LAG, MIN_LAG, RHYTHM_V2_DIM, autocorrelation, lag_slice, rhythm_v2_features
 from retrieval.errors import RetrievalError, WeightsNotFoundError
 
 if TYPE_CHECKING:
@@ -44,7 +44,6 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "clap-mini.safetensors"
 WINDOW_S = 10.0
 HOP_S = 5.0
-MIN_LAG, MAX_LAG = 5, 150  # onset autocorrelation lags in frames: 0.1 s .. 3 s
 
 
 def _tblock(cin: int, cout: int, k: int = 5) -> nn.Sequential:
@@ -156,14 +155,9 @@ def _rhythm_features(onset: torch.Tensor) -> torch.Tensor:
     The raw lags make tempo readable; the beat-relative samples make meter readable at any
     tempo (a triple meter peaks at three beats, a compound one subdivides the beat in three).
     """
-    x = onset - onset.mean(-1, keepdim=True)
-    n = x.shape[-1]
-    spec = torch.fft.rfft(x, n=2 * n)
-    ac = torch.fft.irfft(spec.abs() ** 2, n=2 * n)[..., :n]
-    ac = ac / (ac[..., :1] + 1e-6)
-    lags = ac[..., MIN_LAG:MAX_LAG]
-    if lags.shape[-1] < MAX_LAG - MIN_LAG:  # clips shorter than 3 s
-        lags = torch.nn.functional.pad(lags, (0, MAX_LAG - MIN_LAG - lags.shape[-1]))
+    n = onset.shape[-1]
+    ac = autocorrelation(onset)
+    lags = lag_slice(ac)  # zero-padded for clips shorter than 3 s
     peaks = (onset[..., 1:-1] > onset[..., :-2]) & (onset[..., 1:-1] > onset[..., 2:]) & (onset[..., 1:-1] > 0.2)
     density = peaks.float().sum(-1, keepdim=True) / (n / FPS) / 10.0
     stats = torch.cat([density, onset.mean(-1, keepdim=True), onset.std(-1, keepdim=True),

@@ -71,20 +71,18 @@ def test_accompaniment_adds_voices_with_their_own_programs(jig) -> None:
 
 def test_prepare_without_mode_is_v1(jig) -> None:
     ens = MELODY_ENSEMBLES["solo fiddle"]
-    played, ens2, progs, octs, v = prepare(None, "k", jig, ens, "jig", programs_for)
+    played, ens2, progs, octs, v = prepare(None, "k", jig, ens, "jig")
     assert played is jig and ens2 is ens and v is None
     assert (progs, octs) == programs_for(ens, jig.n_voices)
 
 
 def test_heldout_prepare_plays_a_melody_on_the_piano(jig) -> None:
-    played, ens, progs, _, v = prepare("heldout", "k", jig, MELODY_ENSEMBLES["solo fiddle"], "jig", programs_for)
+    played, ens, progs, _, v = prepare("heldout", "k", jig, MELODY_ENSEMBLES["solo fiddle"], "jig")
     assert ens.name == "solo piano" and progs == ((0,),) and v.accent == 0.0
     assert np.array_equal(played.onset, jig.onset)  # deadpan: no performance moves a note
 
 
 def test_keyboard_reduction_plays_polyphony_on_one_keyboard() -> None:
-    from generation.symbolic.arrange import keyboard_reduction  # noqa: F401  (the transform prepare uses)
-
     plan = [s for s in plan_catalog(60, 0, splits=("train",)) if s.family == "chorale"][:1]
     if not plan:
         pytest.skip("no chorale in the first 60 planned pieces")
