@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 # Order is the order of --help. A module that is missing (not built yet) is skipped.
-_COMMAND_MODULES = ("catalog", "demo", "encoder", "search", "prior", "generator", "train_all", "backfill",
+_COMMAND_MODULES = ("catalog", "demo", "encoder", "search", "prior", "generator", "train_all", "backfill", "eval_backfill",
                     "conversation")
 
 
