@@ -12,16 +12,18 @@ and where generated tracks filled a gap. Three properties matter more than a pre
 - **Deterministic.** The top two eigenvectors of the float64 covariance (``numpy.linalg.eigh``,
   the right singular vectors an SVD of the centred data would give), with each component's
   sign fixed so that its largest loading is positive; a catalog larger than ``max_fit`` is
-  fitted on a seeded sample. Same vectors in, same map out.
+  fitted on a seeded sample. Same vectors in, same map out (from a fresh cache; a
+  long-lived one keeps its basis through small catalog drifts, which is the point above).
 - **Cheap, once per index version.** The version is the encoder id, the live count and a
   hash of the sorted live ids (:func:`index_version`): an encoder id names fixed weights, so
   the ids determine every vector. The map is cached per version and rebuilt only when it moved.
 
-Measured on this project's 2 shared CPU cores, unit random vectors of dim 512 (the default
-encoder's width), best of 3: fitting 1,500 vectors takes ~40 ms and 20,000 ~460 ms (a full
-``numpy.linalg.svd`` of the centred data took 1.5 s and 5.3 s, hence the covariance);
-a whole map (reconstruct, fit, project, density grid) takes ~55 ms at 1,500 and ~560 ms at
-20,000; rebuilding it after generated tracks were added (the basis kept) ~12 ms and ~130 ms.
+Measured on this project's 2 CPU cores while other jobs shared them (load ~10; unit random
+vectors of dim 512, the default encoder's width; one BLAS thread, best of 5): fitting 1,500
+vectors takes ~130 ms and 20,000 ~520 ms (a full ``numpy.linalg.svd`` of the centred data
+took 1.5 s and 5.3 s, hence the covariance); a whole map (reconstruct, fit, project, density
+grid) ~170 ms and ~750 ms; the map after a generated track was added (basis kept) ~13 ms and
+~180 ms; :func:`index_version` 0.05 ms and 1 ms.
 
 Thinness: a coarse density grid over the map (Gaussian-smoothed counts of every indexed point,
 normalised to 0..1), and the cells that are *thin*: surrounded by the catalog yet with little
