@@ -84,7 +84,8 @@ PREDICATES: dict[str, Pred] = {
     "reel": lambda r: r.get("tune_type") == "reel",
     "march": lambda r: r.get("tune_type") == "march",
     "chorale": lambda r: r.get("tune_type") == "chorale",
-    "polka": lambda r: r.get("tune_type") == "polka",
+    "slip jig": lambda r: r.get("tune_type") == "slip jig",
+    "folk song": lambda r: r.get("tune_type") == "folk song",
     "tin whistle": lambda r: r.get("ensemble") == "tin whistle",
     "church organ": lambda r: r.get("ensemble") == "church organ",
     "major key": lambda r: _mode(r) == "major",
@@ -122,7 +123,8 @@ QUERIES: tuple[Query, ...] = (
     Query("a reel on the fiddle", "reel", {"meter": "duple", "ensemble": "solo fiddle"}),
     Query("a brisk march", "march", {"meter": "duple", "tempo_class": "fast"}),
     Query("a hymn-like chorale for choir", "chorale", {"ensemble": "choir"}),
-    Query("a polka", "polka", {"meter": "duple"}),
+    Query("a slip jig", "slip jig", {"meter": "compound"}),
+    Query("a simple folk song", "folk song", {}),
     Query("a tune on the tin whistle", "tin whistle", {"ensemble": "tin whistle"}),
     Query("a piece for church organ", "church organ", {"ensemble": "church organ"}),
     Query("a cheerful tune in a major key", "major key", {"mode": "major"}),
@@ -617,7 +619,7 @@ def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: N
                         for name, me in found.items()}})
     say("generate", len(hole_queries), len(hole_queries))
 
-    heldout = {h: cat.vectors[cat.mask(h) & np.array([r.get("split") in ("val", "test")
+    heldout = {h: cat.vectors[cat.mask(h) & np.array([r.get("split") in ("validation", "test")
                                                       for r in cat.rows])] for h in cfg.holes}
     summary = _summarise(per_query, methods_by_hole, heldout, corpus_stats)
     return {"catalog_tracks": len(cat.ids), "encoder_id": encoder.id, "config": cfg.__dict__,
