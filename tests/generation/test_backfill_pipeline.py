@@ -253,3 +253,19 @@ def test_job_requests_are_checked_and_filters_become_attributes() -> None:
         with pytest.raises(GenerationError):
             JobRequest.parse(bad, c)
     assert job_seed(41) == job_seed(41) != job_seed(42) and 0 <= job_seed(41) < 2**32
+
+
+def test_a_like_track_steers_the_prior_and_an_unknown_one_fails_the_job(models: tuple, ngram: NgramIndex,
+                                                                        catalog: tuple) -> None:
+    factory, _, ids = catalog
+    enc = models[0]
+    pipeline = _pipeline(models, ngram, factory)
+    text = enc.embed_text(["a reel"])[0]
+    plain = pipeline._prior_samples(text, JobRequest(1, 5.0), 3)
+    like = pipeline._prior_samples(text, JobRequest(1, 5.0, like_track_id=ids[0]), 3)
+    liked = pipeline.catalog.track_vector(ids[0])
+    assert plain.shape == like.shape == (8, enc.dim)
+    assert float((like @ liked).mean()) > float((plain @ liked).mean())  # pulled toward the liked track
+    run = pipeline.run("a reel", JobRequest(1, 5.0, like_track_id=10_000), 3)
+    with pytest.raises(GenerationError, match="track 10000 has no clap-mini"):
+        list(run)
