@@ -12,6 +12,7 @@ writes ``NN.wav`` (the audio), ``NN.mid`` (the score, the instruments heard) and
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -200,5 +201,11 @@ def _table(outcomes: list[Outcome], title: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``generate`` to the CLI."""
+    """Add ``generate`` to the CLI.
+
+    One torch/OpenMP thread unless told otherwise: the pipeline's tensors are small, and a
+    two-thread team on a busy two-core machine spins for its partner (a 4-candidate job measured
+    8 s wall with one thread, 120 s with two; benchmarks/RESULTS.md).
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     app.command("generate")(generate_command)
