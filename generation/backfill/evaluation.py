@@ -485,7 +485,9 @@ def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: N
              config: EvalConfig | None = None,
              progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """The whole evaluation (module docstring); returns a JSON-ready report."""
+    from generation.backfill.keepers import melody_notes
     from generation.backfill.novelty import different_work_threshold, embedding_gate
+    from generation.backfill.pipeline import BackfillConfig, BackfillPipeline, JobRequest, Outcome
     from generation.generators.base import GenerationRequest
     from generation.generators.rerank import embed_candidates
     from generation.generators.symbolic import SymbolicGenerator
@@ -538,7 +540,7 @@ def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: N
             me = Method(name)
             for c, e in zip(cands, emb, strict=True):
                 gate = embedding_gate(e, m_left, thr)
-                notes = events_of_score(c.score) if c.score else None
+                notes = melody_notes(c.score) if c.score else None  # voice 0, as the pipeline
                 run = ngram.longest_copied_run(notes) if notes is not None else 0
                 bad = (not gate.passed) or run >= ngram.n
                 me.all_embeddings.append(e)
@@ -548,14 +550,18 @@ def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: N
                     me.embeddings.append(e)
                 if c.score:
                     me.score_attrs.append(score_attributes(c))
-                    me.stats.append(melody_stats(notes))
+                    me.stats.append(melody_stats(events_of_score(c.score)))
                 me.audio_attrs.append(reader.read(c.audio, c.sample_rate, e))
             return me
 
-        req = GenerationRequest(text=q.text, target_embeddings=samples[q.text],
-                                duration_s=cfg.duration_s, n_candidates=cfg.n_candidates, seed=seed)
-        cands = gen.generate(req)
-        found["generated"] = judge("generated", cands, embed_candidates(cands, encoder))
+        # The production path: BackfillPipeline.run over the holed catalog (its gate, its
+        # oversampling, its re-ranking), exactly what a worker does for a job.
+        holed = _HoledCatalog(cat.ids[keep], m_left, thr)
+        pipe = BackfillPipeline(encoder, prior, gen, ngram=ngram, catalog=holed,
+                                config=BackfillConfig(prior_samples=cfg.prior_samples))
+        outcomes = [o for o in pipe.run(q.text, JobRequest(cfg.n_candidates, cfg.duration_s), seed)
+                    if isinstance(o, Outcome)]
+        found["generated"] = _judge_outcomes(outcomes, reader, ngram)
         if cfg.baselines:
             top = np.argsort(-left_scores)[: cfg.n_candidates + 1]
             near = Method("nearest track")
@@ -626,6 +632,45 @@ def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: N
             "detector": detector, "detector_rows": [r.__dict__ for r in det_rows],
             "queries": per_query, "summary": summary, "corpus_stats": corpus_stats,
             "seconds": time.perf_counter() - t0}
+
+
+@dataclass
+class _HoledCatalog:
+    """The pipeline's :class:`~generation.backfill.catalog.Catalog` over the holed matrix."""
+
+    ids: np.ndarray
+    matrix: np.ndarray
+    threshold: float
+
+    def vectors(self, exclude_job: int | None = None) -> Any:
+        from generation.backfill.catalog import CatalogVectors
+
+        return CatalogVectors(self.ids, self.matrix, self.threshold, catalog_tracks=len(self.ids))
+
+    def track_vector(self, track_id: int) -> np.ndarray:
+        return self.matrix[int(np.flatnonzero(self.ids == track_id)[0])]
+
+    def stored_candidates(self, job_id: int) -> set[int]:
+        return set()
+
+
+def _judge_outcomes(outcomes: Sequence[Any], reader: AudioReader, ngram: NgramIndex) -> Method:
+    """A :class:`Method` from the pipeline's outcomes: its own gate verdicts, kept or not."""
+    from generation.backfill.keepers import melody_notes
+
+    me = Method("generated")
+    for o in outcomes:
+        c = o.candidate
+        notes = melody_notes(c.score)
+        me.all_embeddings.append(o.embedding)
+        me.above_gate.append(not o.kept)
+        me.copied_runs.append(ngram.longest_copied_run(notes) if notes is not None else 0)
+        if o.kept:
+            me.embeddings.append(o.embedding)
+        me.score_attrs.append(score_attributes(c))
+        me.stats.append(melody_stats(events_of_score(c.score)))
+        me.audio_attrs.append(reader.read(c.audio, c.sample_rate, o.embedding))
+    return me
 
 
 @dataclass(frozen=True)
