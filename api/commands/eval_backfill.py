@@ -44,6 +44,8 @@ def eval_backfill_command(
                                       help="Corpus melodies for the n-gram model and the statistics."),
     fit_detector: bool = typer.Option(False, "--fit-detector",
                                       help="Fit the weak-match detector on all pairs and write its file."),
+    detector_only: bool = typer.Option(False, "--detector-only",
+                                       help="Only the weak-match detector (no generation, no novelty index)."),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(None, "--out", help="Write the full report (JSON) here."),
 ) -> None:
@@ -59,14 +61,15 @@ def eval_backfill_command(
     if unknown:
         raise typer.BadParameter(f"unknown hole(s) {unknown}; choose from {list(HOLES)}", param_hint="--hole")
     path = settings.novelty_index_path
-    if not path.is_file():
+    if not detector_only and not path.is_file():
         console.print(f"[red]no novelty index at {path}: run `tunescope build-novelty-index` first[/red]")
         raise typer.Exit(2)
     encoder = build_encoder(settings)
     prior = load_prior(encoder.id)
-    ngram = NgramIndex.load(path)
+    ngram = None if detector_only else NgramIndex.load(path)
     cfg = EvalConfig(n_candidates=candidates, duration_s=duration, search_rounds=rounds,
-                     corpus_pieces=corpus_pieces, seed=seed, holes=chosen, baselines=baselines)
+                     corpus_pieces=corpus_pieces, seed=seed, holes=chosen, baselines=baselines,
+                     generate=not detector_only)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("hole queries", total=None)
@@ -99,10 +102,13 @@ def _print(report: dict) -> None:
                     f"{d['covered_queries']} covered query pairs)", box=box.SIMPLE)
     for col in ("rule", "AUROC"):
         t.add_column(col)
-    t.add_row("fitted (top1, top10, gap, prior_nn)", f"{d['auroc']:.3f}")
-    t.add_row("fitted, scores only (no prior)", f"{d['auroc_scores_only']:.3f}")
+    t.add_row("fitted (top1, top10, gap, prior_nn, named)", f"{d['auroc']:.3f}")
+    t.add_row("fitted, without prior_nn (plain search, backfill off)", f"{d['auroc_scores_only']:.3f}")
+    t.add_row("fitted, embeddings only (without named)", f"{d['auroc_without_named']:.3f}")
     t.add_row("uncalibrated top1 < 0.3", f"{d['auroc_top1_rule']:.3f}")
     c.print(t)
+    if not report["queries"]:
+        return
     m = Table(title=f"hole queries: {len(report['queries'])}, {report['catalog_tracks']} catalog tracks, "
                     f"{report['seconds']:.0f} s", box=box.SIMPLE)
     m.add_column("method")

@@ -191,12 +191,14 @@ def detector_rows(cat: Catalog, text_vecs: Mapping[str, np.ndarray],
                   prior_samples: Mapping[str, np.ndarray],
                   holes: Sequence[str] = HOLES) -> list[DetectorRow]:
     """Signals of every hole query (weak) and covered query (>= MIN_COVERED relevant remain)."""
+    from retrieval.search.named import named_support
     from retrieval.search.weak_match import signals_of
 
     out = []
     for hole in holes:
         keep = ~cat.mask(hole)
         m = cat.vectors[keep]
+        count = _table_counter([r for r, k in zip(cat.rows, keep, strict=True) if k])
         for q in QUERIES:
             relevant_left = int((cat.mask(q.area) & keep).sum())
             if q.area == hole:
@@ -208,8 +210,30 @@ def detector_rows(cat: Catalog, text_vecs: Mapping[str, np.ndarray],
             scores = m @ text_vecs[q.text]
             top = np.sort(scores)[::-1][:10]
             nn = (prior_samples[q.text] @ m.T).max(1)
-            out.append(DetectorRow(hole, q.text, weak, signals_of(top, nn)))
+            named = named_support(q.text, count, int(keep.sum()))
+            out.append(DetectorRow(hole, q.text, weak, signals_of(top, nn, named)))
     return out
+
+
+def _table_counter(rows: Sequence[Row]) -> Callable[[dict[str, list[str]]], int]:
+    """``named filters -> matching tracks`` over ``rows``.
+
+    Counted by the search service's own column store
+    (:class:`~retrieval.search.table.TrackTable`), so the semantics are the live detector's.
+    """
+    from retrieval.search.filters import Filters
+    from retrieval.search.table import TrackMeta, TrackTable
+
+    def meta(r: Row) -> Any:
+        return TrackMeta.from_values(int(r["id"]), [r.get(c) for c in TrackMeta.COLUMNS])
+
+    table = TrackTable(meta(r) for r in rows)
+
+    def count(named: dict[str, list[str]]) -> int:
+        ids = table.match(Filters.from_values(named))
+        return len(table) if ids is None else len(ids)
+
+    return count
 
 
 def detector_auroc(rows: Sequence[DetectorRow], encoder_id: str) -> dict[str, float]:
@@ -221,21 +245,27 @@ def detector_auroc(rows: Sequence[DetectorRow], encoder_id: str) -> dict[str, fl
     from retrieval.search.weak_match import WeakMatchDetector, auroc, fit_detector
 
     labels = [r.weak for r in rows]
-    loo_full, loo_scores = [0.0] * len(rows), [0.0] * len(rows)
+    loo_full, loo_scores, loo_embed = [0.0] * len(rows), [0.0] * len(rows), [0.0] * len(rows)
     fallback = WeakMatchDetector.fallback(encoder_id)
     for hole in sorted({r.hole for r in rows}):
         train = [r for r in rows if r.hole != hole]
         if len({r.weak for r in train}) < 2:  # one hole only: nothing to fit on but itself
-            loo_full = loo_scores = [float("nan")] * len(rows)
+            loo_full = loo_scores = loo_embed = [float("nan")] * len(rows)
             break
         det = fit_detector([r.signals for r in train], [r.weak for r in train], encoder_id=encoder_id)
         for i, r in enumerate(rows):
             if r.hole == hole:
                 loo_full[i] = det.probability(r.signals)
                 loo_scores[i] = det.probability({k: v for k, v in r.signals.items() if k != "prior_nn"})
+        no_named = [r for r in train]
+        det2 = fit_detector([{k: v for k, v in r.signals.items() if k != "named"} for r in no_named],
+                            [r.weak for r in no_named], encoder_id=encoder_id)
+        for i, r in enumerate(rows):
+            if r.hole == hole:
+                loo_embed[i] = det2.probability({k: v for k, v in r.signals.items() if k != "named"})
     fb = [fallback.probability(r.signals) for r in rows]
     return {"auroc": auroc(loo_full, labels), "auroc_scores_only": auroc(loo_scores, labels),
-            "auroc_top1_rule": auroc(fb, labels),
+            "auroc_top1_rule": auroc(fb, labels), "auroc_without_named": auroc(loo_embed, labels),
             "accuracy": float(np.mean([(p >= 0.5) == y for p, y in zip(loo_full, labels, strict=True)]))
             if np.isfinite(loo_full).all() else float("nan"),
             "hole_queries": int(sum(labels)), "covered_queries": int(len(labels) - sum(labels))}
@@ -479,9 +509,10 @@ class EvalConfig:
     seed: int = 0
     holes: tuple[str, ...] = HOLES
     baselines: bool = True
+    generate: bool = True  # False: the detector part only (no generator, no novelty index)
 
 
-def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: NgramIndex, *,
+def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: NgramIndex | None, *,
              config: EvalConfig | None = None,
              progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """The whole evaluation (module docstring); returns a JSON-ready report."""
@@ -506,6 +537,11 @@ def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: N
                for i, t in enumerate(texts)}
     det_rows = detector_rows(cat, text_vecs, samples, cfg.holes)
     detector = detector_auroc(det_rows, encoder.id)
+    if not cfg.generate or ngram is None:
+        return {"catalog_tracks": len(cat.ids), "encoder_id": encoder.id, "config": cfg.__dict__,
+                "detector": detector, "detector_rows": [r.__dict__ for r in det_rows],
+                "queries": [], "summary": {}, "corpus_stats": {},
+                "seconds": time.perf_counter() - t0}
 
     gen = SymbolicGenerator(encoder=encoder, condition="auto", search_rounds=cfg.search_rounds,
                             pool=cfg.pool)

@@ -17,7 +17,11 @@ encoder as a small JSON file next to the prior's weights. Why these signals:
   the query lives) sit to their nearest catalog track, averaged over samples. This one is
   audio-to-audio, on the scale of the catalog's own neighbour distances, and it is the signal
   that is about the catalog rather than the text encoder. It is only present when the caller
-  sampled the prior (generative search, or plain search with backfill enabled).
+  sampled the prior (generative search, or plain search with backfill enabled);
+- ``named``: how much of the catalog has what the query names outright (a tune type, an
+  instrument, an ensemble, a mode; :mod:`retrieval.search.named`), ``log1p(matches) /
+  log1p(catalog size)``: 0 when "bagpipe music" meets a catalog without bagpipes. It is 1 for
+  a query that names nothing (the empty filter passes every track).
 
 Without a fitted file the detector falls back to the fixed threshold the service always had
 (``top1 < 0.3``), says so in its reason, and marks itself ``calibrated = False``.
@@ -35,7 +39,7 @@ from typing import Any
 import numpy as np
 
 #: Signals in a fixed order (the model's feature vector).
-SIGNALS = ("top1", "top10", "gap", "prior_nn")
+SIGNALS = ("top1", "top10", "gap", "prior_nn", "named")
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: The uncalibrated rule: ``top1 < 0.3`` is weak (the service's historic threshold), as a
 #: steep logistic so that its score is still a number in [0, 1].
@@ -69,12 +73,15 @@ class WeakMatch:
 
 
 def signals_of(top_scores: np.ndarray | Sequence[float],
-               prior_nn: np.ndarray | Sequence[float] | None = None) -> dict[str, float]:
+               prior_nn: np.ndarray | Sequence[float] | None = None,
+               named: float | None = None) -> dict[str, float]:
     """The detector's signals from the best cosines of a result (best first or not).
 
     Args:
         top_scores: cosine scores of the best hits (at least the first ten when there are ten).
         prior_nn: per prior sample, the cosine to its nearest catalog track (None: not sampled).
+        named: :func:`retrieval.search.named.named_support` of the query (None: not known,
+            e.g. an audio query).
     """
     s = np.sort(np.asarray(top_scores, np.float64).reshape(-1))[::-1]
     if s.size == 0:
@@ -84,6 +91,8 @@ def signals_of(top_scores: np.ndarray | Sequence[float],
         out = {"top1": float(s[0]), "top10": top10, "gap": float(s[0]) - top10}
     if prior_nn is not None and len(prior_nn):
         out["prior_nn"] = float(np.mean(np.asarray(prior_nn, np.float64)))
+    if named is not None:
+        out["named"] = float(named)
     return out
 
 
@@ -137,9 +146,10 @@ class WeakMatchDetector:
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
     def assess(self, top_scores: np.ndarray | Sequence[float],
-               prior_nn: np.ndarray | Sequence[float] | None = None) -> WeakMatch:
+               prior_nn: np.ndarray | Sequence[float] | None = None,
+               named: float | None = None) -> WeakMatch:
         """The verdict on a result whose best cosines are ``top_scores``."""
-        sig = signals_of(top_scores, prior_nn)
+        sig = signals_of(top_scores, prior_nn, named)
         p = self.probability(sig)
         weak = p >= self.threshold
         return WeakMatch(weak=weak, score=p, threshold=self.threshold,
@@ -159,6 +169,8 @@ class WeakMatchDetector:
             parts.append(f"the prior's predicted tracks sit {sig['prior_nn']:.2f} from their "
                          f"nearest catalog track (covered: "
                          f"{self.fit.get('covered_prior_nn', float('nan')):.2f})")
+        if sig.get("named", 1.0) == 0.0:
+            parts.insert(0, "no catalog track has what the query names")
         verdict = "the catalog seems to lack this" if weak else "the catalog covers this"
         return f"{verdict}: " + "; ".join(parts)
 
