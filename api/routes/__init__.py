@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import conversations, ops, recommend, search, tracks
+from api.routes import conversations, generated, jobs, ops, recommend, search, tracks
 
 #: (router, is a read router)
 ROUTERS: tuple[tuple[APIRouter, bool], ...] = (
@@ -17,5 +17,7 @@ ROUTERS: tuple[tuple[APIRouter, bool], ...] = (
     (tracks.router, True),
     (recommend.router, True),
     (conversations.router, True),
+    (jobs.router, True),
+    (generated.router, True),
     (ops.router, False),
 )
