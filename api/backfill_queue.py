@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from api.schemas.backfill import BackfillStatus
@@ -25,6 +26,7 @@ from api.settings import Settings
 from api.wiring import AppState
 from index.models import BackfillJob
 from index.repo import backfill as jobs
+from retrieval.errors import RetrievalError
 from retrieval.search import Filters, SearchOptions
 from retrieval.search.weak_match import WeakMatch
 
@@ -67,18 +69,41 @@ def enqueue_generation(factory: Callable[[], Session], query: str, request: dict
     return jobs.enqueue(factory, key, query, request, recent_window_s=recent_window_s)
 
 
-def wants_backfill(settings: Settings, weak: WeakMatch | None, options: SearchOptions) -> bool:
-    """Whether a search result should queue generation.
+def backfill_applies(settings: Settings, options: SearchOptions) -> bool:
+    """Whether a search with these options may queue generation, should it be weak.
 
-    Only when backfill is configured, the match is weak, and this is the first page (page 2
-    of the same query must not queue again). A search restricted to generated tracks is left
-    alone: few of them exist, so it is weak by nature, and generating for it would feed on
-    itself.
+    Only when backfill is configured and this is the first page (page 2 of the same query
+    must not queue again). A search restricted to generated tracks is left alone: few of them
+    exist, so it is weak by nature, and generating for it would feed on itself.
     """
-    if not settings.backfill_generate or weak is None or not weak.weak or options.offset != 0:
+    if not settings.backfill_generate or options.offset != 0:
         return False
     origins = {v.strip().lower() for v in options.filters.origin}
     return not (origins and origins <= {"generated"})
+
+
+def wants_backfill(settings: Settings, weak: WeakMatch | None, options: SearchOptions) -> bool:
+    """Whether a search result should queue generation: it may (above) and it is weak."""
+    return weak is not None and weak.weak and backfill_applies(settings, options)
+
+
+def prior_nn_for(state: AppState, query: str, options: SearchOptions) -> np.ndarray | None:
+    """The prior's ``prior_nn`` signal for a plain text search that may queue backfill.
+
+    Deciding to spend generation is worth the prior's samples: ``prior_nn`` is the signal about
+    the catalog rather than the text encoder (:mod:`retrieval.search.weak_match`). None, and
+    the detector does without it, when backfill cannot apply or no prior exists for the encoder.
+    """
+    if not backfill_applies(state.settings, options):
+        return None
+    from retrieval.search.generative import prior_neighbour_cosines
+
+    try:
+        prior = state.get_prior()
+        return prior_neighbour_cosines(state.service, prior, [query], options)
+    except RetrievalError as e:  # no prior for this encoder (or one trained for another)
+        log.debug("no prior_nn for the weak verdict: %s", e)
+        return None
 
 
 def over_hourly_cap(settings: Settings, factory: Callable[[], Session], n: int,

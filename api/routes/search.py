@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile
 
-from api.backfill_queue import backfill_for
+from api.backfill_queue import backfill_for, prior_nn_for
 from api.deps import SearchOptionsDep, ServiceDep, SessionFactoryDep, StateDep
 from api.routes.common import page_response
 from api.schemas.errors import ERRORS
@@ -36,12 +36,13 @@ def search(q: QueryText, o: SearchOptionsDep, db: SessionFactoryDep, state: Stat
     """Tracks whose sound matches a description, filtered, diversified and paged.
 
     For several plausible readings of a broad request, use ``/v1/search/generative``. A weak
-    match on the first page queues generation when backfill is enabled (``backfill``).
+    match on the first page queues generation when backfill is enabled (``backfill``); the
+    verdict then also reads the prior's samples (``weak_match_detail.signals.prior_nn``).
     """
     if any(v.strip().lower() == "generative" for v in o.filters.mode):
         raise InvalidQueryError("mode filters the musical mode (major, minor...); generative "
                                 "search is GET /v1/search/generative")
-    result = state.service.search_text(q, o)
+    result = state.service.search_text(q, o, prior_nn=prior_nn_for(state, q, o))
     return page_response(db, result, {"text": q, "mode": "text"}, o,
                          backfill_for(state, q, result.weak, o))
 

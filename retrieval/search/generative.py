@@ -56,8 +56,9 @@ if TYPE_CHECKING:  # the prior pulls torch; the search service SQLAlchemy + FAIS
 
 __all__ = ["Breadth", "Combine", "Fusion", "GenerativeConfig", "GenerativeResult", "Neighbours",
            "Vectors", "adaptive_scores", "breadth_weight", "fuse", "generative_rank",
-           "generative_search", "matrix_backend", "mmr", "query_breadth", "rank_candidates",
-           "sample_seeds", "seed_spread", "service_backend", "steer_query"]
+           "generative_search", "matrix_backend", "mmr", "prior_neighbour_cosines",
+           "query_breadth", "rank_candidates", "sample_seeds", "seed_spread", "service_backend",
+           "steer_query"]
 
 
 def steer_query(query: np.ndarray, negatives: np.ndarray | None, weight: float) -> np.ndarray:
@@ -185,6 +186,29 @@ def service_backend(service: SearchService, options: SearchOptions) -> tuple[Nei
         return service.index.reconstruct(np.asarray(ids, np.int64))
 
     return neighbours, vectors
+
+
+def prior_neighbour_cosines(service: SearchService, prior: PriorPipeline,
+                            positives: Sequence[int | str], options: SearchOptions,
+                            config: GenerativeConfig | None = None) -> np.ndarray:
+    """Per prior seed, the cosine to its nearest catalog track passing the filters ``[K]``.
+
+    The weak-match detector's ``prior_nn`` signal for a search that did not sample the prior
+    itself (plain search deciding whether to queue backfill). The seeds are the ones
+    :func:`generative_search` would draw with the same config. Seeds with no neighbour (nothing
+    passes the filters) are left out.
+
+    Raises:
+        RetrievalError: a prior trained for another encoder.
+    """
+    config = config or GenerativeConfig()
+    if prior.encoder_id is not None and prior.encoder_id != service.encoder.id:
+        raise RetrievalError(f"the prior was trained for encoder {prior.encoder_id!r}, the "
+                             f"search service uses {service.encoder.id!r}")
+    seeds, _, _ = sample_seeds(prior, service.example_vectors(list(positives)), None, config)
+    neighbours, _ = service_backend(service, options)
+    _, scores = neighbours(seeds.astype(np.float32), 1)
+    return np.array([float(s[0]) for s in scores if len(s)], np.float64)
 
 
 def generative_search(service: SearchService, prior: PriorPipeline,

@@ -127,12 +127,17 @@ class SearchService:
             return np.zeros((0, self.encoder.dim), np.float32)
         return np.stack(out).astype(np.float32)  # a copy: callers may modify it
 
-    def search_text(self, text: str, options: SearchOptions | None = None) -> SearchResult:
-        """Tracks that sound like a description ("a slow melancholy air on the fiddle")."""
+    def search_text(self, text: str, options: SearchOptions | None = None, *,
+                    prior_nn: np.ndarray | None = None) -> SearchResult:
+        """Tracks that sound like a description ("a slow melancholy air on the fiddle").
+
+        ``prior_nn``: per prior seed of the query, the cosine to its nearest catalog track
+        (:func:`retrieval.search.generative.prior_neighbour_cosines`), for the weak verdict.
+        """
         if not text or is_blank(text):
             raise InvalidQueryError("the text query is empty")
         vec = self.embed_texts([text])[0]
-        return self.search_vector(vec, options)
+        return self.search_vector(vec, options, prior_nn=prior_nn)
 
     def search_audio(self, waveform: np.ndarray, options: SearchOptions | None = None
                      ) -> SearchResult:
@@ -224,9 +229,12 @@ class SearchService:
 
     # ------------------------------------------------------------------ the core
 
-    def search_vector(self, vector: np.ndarray, options: SearchOptions | None = None
-                      ) -> SearchResult:
-        """Rank the catalog against one unit query vector ``[dim]``."""
+    def search_vector(self, vector: np.ndarray, options: SearchOptions | None = None, *,
+                      prior_nn: np.ndarray | None = None) -> SearchResult:
+        """Rank the catalog against one unit query vector ``[dim]``.
+
+        ``prior_nn``: as in :meth:`search_text`.
+        """
         options = options or SearchOptions()
         self.validate(options)
         vector = np.asarray(vector, np.float32).reshape(-1)
@@ -237,7 +245,7 @@ class SearchService:
         # At least TOP_N candidates for the weak verdict; the page reads only the first
         # ``pool``, so a page is the same whatever the verdict needed.
         ids, scores, how = self.planner.candidates(vector, options, max(pool, TOP_N))
-        weak = self.detector.assess(scores[:TOP_N])
+        weak = self.detector.assess(scores[:TOP_N], prior_nn)
         return self._page(ids[:pool], scores[:pool], options, how, weak)
 
     def validate(self, o: SearchOptions) -> None:

@@ -99,8 +99,12 @@ def test_a_weak_query_queues_one_job_however_often_it_is_asked(weak_client: Test
         again = weak_client.get("/v1/search", params=params).json()["backfill"]
         assert again == {"job_id": job_id, "status": "queued", "created": False}
     gen = weak_client.get("/v1/search/generative", params={"q": "a waltz for accordion",
-                                                           "seeds": 3}).json()
+                                                           "seeds": 8}).json()
     assert gen["backfill"] == {"job_id": job_id, "status": "queued", "created": False}
+    # with backfill at stake plain search samples the prior too: the same seeds, the same signal
+    plain = weak_client.get("/v1/search", params={"q": "a waltz for accordion"}).json()
+    nn = plain["weak_match_detail"]["signals"]["prior_nn"]
+    assert nn == gen["weak_match_detail"]["signals"]["prior_nn"] and -1.0 <= nn <= 1.0
     assert job_count(app) == 1
     # the job asks for what the settings say, for the query as typed
     with app.state.tunescope.session_factory() as session:
@@ -112,8 +116,8 @@ def test_a_weak_query_queues_one_job_however_often_it_is_asked(weak_client: Test
     minor = weak_client.get("/v1/search", params={"q": "a waltz for accordion",
                                                   "mode": "minor"}).json()["backfill"]
     assert minor["created"] and minor["job_id"] != job_id
-    assert weak_client.get("/v1/search", params={"q": "something else", "offset": 5}
-                           ).json()["backfill"] is None
+    page2 = weak_client.get("/v1/search", params={"q": "something else", "offset": 5}).json()
+    assert page2["backfill"] is None and "prior_nn" not in page2["weak_match_detail"]["signals"]
     assert weak_client.get("/v1/search", params={"q": "something else", "origin": "generated"}
                            ).json()["backfill"] is None
     assert job_count(app) == 2
