@@ -39,11 +39,19 @@ soundfonts:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfluidsynth3) >/dev/null \
 	  || echo "note: libfluidsynth3 not installed; the FluidSynth engine is unavailable"; fi
 
+# Generative backfill (issue 17): the demo server generates tracks where a search matches the
+# catalog weakly. Its novelty gate needs the corpus melodies' 12-gram index, built once into
+# TUNESCOPE_HOME (about 40 CPU-minutes, spread over every core). DEMO_BACKFILL=0 turns both off.
+DEMO_BACKFILL ?= 1
+DEMO_ENV := $(if $(filter 1,$(DEMO_BACKFILL)),TUNESCOPE_BACKFILL_GENERATE=api.backfill_pipeline:from_settings)
+
 demo: install soundfonts
 	@if [ ! -f $(DEMO_DIR)/metadata.jsonl ]; then \
 	  $(VENV)/bin/tunescope demo-catalog --out $(DEMO_DIR) --size $(DEMO_SIZE) --seed $(DEMO_SEED); fi
 	$(VENV)/bin/tunescope ingest $(DEMO_DIR) --metadata $(DEMO_DIR)/metadata.jsonl
-	@if $(VENV)/bin/tunescope --help | grep -q " serve "; then $(VENV)/bin/tunescope serve; \
+	@if [ "$(DEMO_BACKFILL)" = 1 ] && [ ! -f "$(TUNESCOPE_HOME)/novelty/melody-12grams.npy" ]; then \
+	  $(VENV)/bin/tunescope build-novelty-index; fi
+	@if $(VENV)/bin/tunescope --help | grep -q " serve "; then $(DEMO_ENV) $(VENV)/bin/tunescope serve; \
 	  else $(VENV)/bin/tunescope catalog stats; fi
 
 # Debian chromium for the browser test (driven by Playwright's Python package, never

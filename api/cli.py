@@ -21,8 +21,8 @@ app = typer.Typer(
 )
 
 # Order is the order of --help. A module that is missing (not built yet) is skipped.
-_COMMAND_MODULES = ("catalog", "demo", "encoder", "search", "prior", "generator", "train_all", "backfill",
-                    "conversation")
+_COMMAND_MODULES = ("catalog", "demo", "encoder", "search", "prior", "generator", "generate", "train_all",
+                    "backfill", "eval_backfill", "conversation")
 
 
 def _register_all() -> None:

@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     port: int = 8000
     backfill_generate: str | None = Field(
         default=None, description="'module:factory' building the backfill generate function from "
-        "the settings (the generator + re-ranking + gate pipeline); unset: no backfill worker.")
+        "the settings (the generator + re-ranking + gate pipeline); unset: no backfill worker. The "
+        "built-in one is 'api.backfill_pipeline:from_settings' (needs `tunescope build-novelty-index` once).")
     backfill_in_process: bool = Field(default=True, description="`serve` runs a backfill worker "
                                       "thread when a pipeline is configured.")
     worker_lease_s: float = Field(default=60.0, gt=0, description="Backfill job lease length.")

@@ -127,6 +127,11 @@ def build_novelty_index(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``worker`` and ``build-novelty-index`` to the CLI."""
+    """Add ``worker`` and ``build-novelty-index`` to the CLI.
+
+    A worker runs one torch/OpenMP thread unless told otherwise (as ``tunescope generate``: a
+    team of two on a busy machine made a backfill job 15x slower, benchmarks/RESULTS.md).
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     app.command("worker")(worker_command)
     app.command("build-novelty-index")(build_novelty_index)

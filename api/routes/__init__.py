@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import conversations, generated, jobs, ops, recommend, search, tracks
+from api.routes import catalog_map, conversations, generated, jobs, ops, recommend, search, tracks
 
 #: (router, is a read router)
 ROUTERS: tuple[tuple[APIRouter, bool], ...] = (
@@ -19,5 +19,6 @@ ROUTERS: tuple[tuple[APIRouter, bool], ...] = (
     (conversations.router, True),
     (jobs.router, True),
     (generated.router, True),
+    (catalog_map.router, True),
     (ops.router, False),
 )

@@ -2,7 +2,8 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { lastQuery: null, offset: 0, k: 10, liked: new Set(), disliked: new Set() };
+const state = { lastQuery: null, lastText: "", offset: 0, k: 10, liked: new Set(), disliked: new Set() };
+const KEY_STORE = "tunescope.api-key";  // this tab only (sessionStorage): a key is a secret
 
 // The filter form is built from the server's one declaration of its filter fields, so a new
 // filter on the server appears here without touching the page.
@@ -10,6 +11,7 @@ async function buildFilterForm() {
   const { filters } = await call("/v1/filters");
   const grid = $("#filter-fields");
   for (const f of filters) {
+    if (f.name === "origin") { grid.appendChild(originControl(f)); continue; }
     const label = document.createElement("label");
     label.title = f.help;
     label.append(`${f.name[0].toUpperCase()}${f.name.slice(1)}${f.unit ? ` (${f.unit})` : ""} `);
@@ -34,7 +36,30 @@ async function buildFilterForm() {
   }
 }
 
-function filterInputs() { return [...document.querySelectorAll("#filter-fields input[data-param]")].filter((el) => el.value.trim()); }
+// Origin is a three-way choice, not free text: all, the catalog's own tracks, or generated ones.
+function originControl(f) {
+  const box = document.createElement("div");
+  box.className = "seg"; box.setAttribute("role", "radiogroup"); box.title = f.help;
+  box.append("Origin ");
+  for (const [value, text] of [["", "all"], ["catalog", "catalog"], ["generated", "generated"]]) {
+    const id = `f-origin-${text}`;
+    const radio = document.createElement("input");
+    Object.assign(radio, { type: "radio", name: "origin", id, value, checked: value === "" });
+    radio.dataset.param = f.param; radio.dataset.kind = f.kind; radio.dataset.body = f.name;
+    radio.addEventListener("change", () => {
+      if (typeof mapSetOrigin === "function") mapSetOrigin(value);
+      if (state.lastQuery) run(state.lastQuery);  // a choice of three: apply it at once
+    });
+    const label = document.createElement("label"); label.htmlFor = id; label.textContent = text;
+    box.append(radio, label);
+  }
+  return box;
+}
+
+function filterInputs() {
+  return [...document.querySelectorAll("#filter-fields [data-param]")]
+    .filter((el) => (el.type !== "radio" || el.checked) && el.value.trim());
+}
 
 function filterParams() {
   const p = new URLSearchParams();
@@ -55,8 +80,16 @@ function setStatus(text, weak = false) {
   const s = $("#status"); s.textContent = text; s.classList.toggle("weak", weak);
 }
 
+function apiKey() { return (sessionStorage.getItem(KEY_STORE) || "").trim(); }
+
+// Every call carries the key when one was given: a server may require it for reads too.
+function withKey(options = {}) {
+  const key = apiKey();
+  return key ? { ...options, headers: { ...(options.headers || {}), "X-API-Key": key } } : options;
+}
+
 async function call(url, options = {}) {
-  const r = await fetch(url, options);
+  const r = await fetch(url, withKey(options));
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(body.detail || `${r.status} ${r.statusText}`);
   return body;
@@ -65,38 +98,51 @@ async function call(url, options = {}) {
 function metaLine(t) {
   const bits = [t.artist, t.collection, t.key && `${t.key} ${t.mode || ""}`.trim(), t.meter,
     t.tempo_bpm && `${Math.round(t.tempo_bpm)} bpm`, t.duration_s && `${t.duration_s.toFixed(1)} s`,
-    (t.instruments || []).join(", "), (t.tags || []).join(", "), t.origin === "generated" ? "generated" : null];
+    (t.instruments || []).join(", "), (t.tags || []).join(", ")];
   return bits.filter(Boolean).join(" · ");
 }
+
+// One result card. ``score`` is null for a track that arrived from a generation job (it was
+// not ranked against the query; the job re-ranked it against the query instead).
+function resultItem(score, track) {
+  const li = $("#result-tpl").content.firstElementChild.cloneNode(true);
+  li.dataset.id = track.id;
+  li.dataset.origin = track.origin || "catalog";
+  li.querySelector(".title").textContent = track.title;
+  li.querySelector(".score").textContent = score === null ? "new" : score.toFixed(3);
+  li.querySelector(".meta").textContent = metaLine(track);
+  li.querySelector("audio").src = track.audio_url;
+  li.querySelector(".more-like-this").addEventListener("click", () => similar(track.id, track.title));
+  li.querySelector(".make-more").addEventListener("click", (e) => makeMoreLike(track, e.currentTarget));
+  const up = li.querySelector(".thumb-up"), down = li.querySelector(".thumb-down");
+  up.classList.toggle("on", state.liked.has(track.id));
+  down.classList.toggle("on", state.disliked.has(track.id));
+  up.addEventListener("click", () => feedback(track.id, true, up, down));
+  down.addEventListener("click", () => feedback(track.id, false, up, down));
+  if (track.origin === "generated") decorateGenerated(li, track);
+  li.addEventListener("mouseenter", () => mapHighlight(track.id));
+  li.addEventListener("mouseleave", () => mapHighlight(null));
+  return li;
+}
+
+function resultIds() { return [...document.querySelectorAll("#results li.result")].map((li) => Number(li.dataset.id)); }
 
 function render(data, append) {
   const list = $("#results");
   if (!append) list.textContent = "";
-  for (const { score, track } of data.results) {
-    const li = $("#result-tpl").content.firstElementChild.cloneNode(true);
-    li.dataset.id = track.id;
-    li.querySelector(".title").textContent = track.title;
-    li.querySelector(".score").textContent = score.toFixed(3);
-    li.querySelector(".meta").textContent = metaLine(track);
-    li.querySelector("audio").src = track.audio_url;
-    li.querySelector(".more-like-this").addEventListener("click", () => similar(track.id, track.title));
-    const up = li.querySelector(".thumb-up"), down = li.querySelector(".thumb-down");
-    up.classList.toggle("on", state.liked.has(track.id));
-    down.classList.toggle("on", state.disliked.has(track.id));
-    up.addEventListener("click", () => feedback(track.id, true, up, down));
-    down.addEventListener("click", () => feedback(track.id, false, up, down));
-    list.appendChild(li);
-  }
+  for (const { score, track } of data.results) list.appendChild(resultItem(score, track));
   const n = list.children.length;
   const spread = data.query && data.query.spread !== undefined ? ` — seed spread ${data.query.spread.toFixed(2)} (query uncertainty)` : "";
-  setStatus(n ? `${n} results${spread}${data.weak_match ? " — weak match: nothing in the catalog is very close" : ""}`
-              : "No results", data.weak_match);
+  const weak = data.weak_match && !data.backfill ? " — weak match: nothing in the catalog is very close" : "";
+  setStatus(n ? `${n} result${n === 1 ? "" : "s"}${spread}${weak}` : "No results", data.weak_match && !data.backfill);
   $("#more-btn").hidden = data.results.length < state.k;
+  mapShowResults(resultIds());
+  if (!append && data.backfill) followJob(data.backfill, { query: state.lastText, kind: "backfill" });
 }
 
 async function run(query, append = false) {
   state.lastQuery = query;
-  if (!append) state.offset = 0;
+  if (!append) { state.offset = 0; stopFollowing(); }
   try {
     setStatus("Searching…");
     render(await query(state.offset), append);
@@ -104,6 +150,8 @@ async function run(query, append = false) {
 }
 
 function textSearch(q, examples = false) {
+  state.lastText = q;
+  mapLocate(q);
   run((offset) => {
     const p = filterParams(); p.set("q", q); p.set("k", state.k); p.set("offset", offset);
     const generative = $("#f-generative").checked;
@@ -120,6 +168,8 @@ function textSearch(q, examples = false) {
 
 function similar(id, title) {
   $("#q").value = "";
+  state.lastText = "";
+  mapLocateTrack(id);
   run((offset) => {
     const p = filterParams(); p.set("k", state.k); p.set("offset", offset);
     return call(`/v1/tracks/${id}/similar?${p}`);
@@ -128,6 +178,8 @@ function similar(id, title) {
 }
 
 function audioSearch(file) {
+  state.lastText = "";
+  mapLocateTrack(null);
   run((offset) => {
     const p = filterParams(); p.set("k", state.k); p.set("offset", offset);
     const form = new FormData(); form.append("file", file);
@@ -167,6 +219,8 @@ $("#clear-feedback").addEventListener("click", () => {
   state.liked.clear(); state.disliked.clear(); $("#feedback").hidden = true;
   document.querySelectorAll(".on").forEach((b) => b.classList.remove("on"));
 });
+$("#api-key").value = apiKey();
+$("#api-key").addEventListener("change", (e) => sessionStorage.setItem(KEY_STORE, e.target.value.trim()));
 $("#more-btn").addEventListener("click", () => {
   state.offset += state.k;
   if (state.lastQuery) run(state.lastQuery, true);

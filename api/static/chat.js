@@ -15,8 +15,8 @@ function say(text, who) {
 }
 
 async function post(url, body) {
-  const r = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" },
-                               body: JSON.stringify(body) });
+  const r = await fetch(url, withKey({ method: "POST", headers: { "Content-Type": "application/json" },
+                                       body: JSON.stringify(body) }));
   const data = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(data.detail || `${r.status} ${r.statusText}`);
   return data;
@@ -53,6 +53,7 @@ function renderTurn(data) {
     li.querySelector(".pos").textContent = `#${item.position}`;
     li.querySelector(".title").textContent = t.title;
     li.querySelector(".meta").textContent = metaLine(t);
+    li.querySelector(".badge.gen").hidden = t.origin !== "generated";
     li.querySelector(".why").textContent = item.why.join("; ");
     li.querySelector("audio").src = t.audio_url;
     li.querySelector(".conv-more").addEventListener("click",
@@ -92,7 +93,7 @@ async function resume() {
   const m = /^#c=([0-9a-f]{32})$/.exec(location.hash);
   if (!m) return;
   try {
-    const r = await fetch(`/v1/conversations/${m[1]}`);
+    const r = await fetch(`/v1/conversations/${m[1]}`, withKey());
     const data = await r.json();
     if (!r.ok) throw new Error(data.detail || r.statusText);
     chat.id = data.id;

@@ -386,7 +386,10 @@ def different_work_threshold(vectors: np.ndarray, work_ids: Sequence[str | None]
         i, j = rng.integers(0, n, max_pairs), rng.integers(0, n, max_pairs)
     keep = work[i] != work[j]
     i, j = i[keep], j[keep]
-    sims = np.einsum("ij,ij->i", x[i], x[j])
+    # In chunks: gathering 200,000 pairs of 512-d rows at once is 800 MB of copies.
+    step = 16_384
+    sims = np.concatenate([np.einsum("ij,ij->i", x[i[a:a + step]], x[j[a:a + step]])
+                           for a in range(0, len(i), step)] or [np.zeros(0, np.float32)])
     return float(np.percentile(sims, percentile))
 
 

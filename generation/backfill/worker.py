@@ -55,7 +55,25 @@ class Keeper:
     provenance: Provenance
 
 
-GenerateFn = Callable[[BackfillJob], Iterable[Keeper]]
+@dataclass(frozen=True)
+class Report:
+    """Progress a generate function hands the worker between keepers (optional).
+
+    Why an item of the same stream: generation decides what is worth reporting (candidates
+    made, kept, rejected and why) and the worker owns the job row; yielding a report puts it in
+    the job's ``progress`` at once (one heartbeat), without giving the generator the queue.
+    Keys the worker owns (``stored``, ``worker``, ``attempt``) are not overwritten.
+
+    Attributes:
+        progress: JSON-ready values merged into the job's progress dict.
+    """
+
+    progress: dict[str, Any]
+
+
+#: ``job -> keepers``, optionally interleaved with :class:`Report` items.
+GenerateFn = Callable[[BackfillJob], Iterable[Keeper | Report]]
+_WORKER_KEYS = frozenset({"stored", "worker", "attempt"})
 OnStored = Callable[[int, Keeper], None]
 
 
@@ -118,6 +136,9 @@ def run_job(factory: SessionFactory, store: AudioStore, generate_fn: GenerateFn,
             stop_event: threading.Event, on_stored: OnStored | None = None) -> str:
     """Work one claimed job to its end; return the outcome.
 
+    Each :class:`Keeper` ``generate_fn`` yields is stored at once; each :class:`Report` is
+    merged into the job's progress (so rejected candidates show up while the job runs).
+
     Returns:
         ``done``, ``queued`` (failed attempt, will be retried), ``failed`` (attempts spent),
         ``released`` (stop requested; given back) or ``lost`` (the lease went to another worker).
@@ -127,12 +148,17 @@ def run_job(factory: SessionFactory, store: AudioStore, generate_fn: GenerateFn,
     beat = _Heartbeat(factory, job, lease_s, heartbeat_s, progress)
     beat.start()
     track_ids: list[int] = []
-    keepers: Iterable[Keeper] = ()
+    keepers: Iterable[Keeper | Report] = ()
     try:
         keepers = generate_fn(job)  # inside: a plain function may raise before yielding
         for keeper in keepers:
             if beat.lost.is_set():
                 return "lost"
+            if isinstance(keeper, Report):
+                progress.update({k: v for k, v in keeper.progress.items() if k not in _WORKER_KEYS})
+                if not queue.heartbeat(factory, job, lease_s=lease_s, progress=dict(progress)):
+                    beat.lost.set()
+                continue
             tid = queue.store_generated(factory, store, job, keeper.audio, keeper.metadata,
                                         keeper.embedding, encoder_id, keeper.provenance)
             if tid not in track_ids:

@@ -41,7 +41,14 @@ import numpy as np
 from generation.errors import GenerationError
 from generation.generators.base import SEED_LIMIT, Candidate, GenerationRequest
 from generation.generators.symbolic_model import sample
-from generation.generators.symbolic_render import TEMPO_BPM, Performance, forced_attributes, play, score_json
+from generation.generators.symbolic_render import (
+    TEMPO_BPM,
+    Performance,
+    forced_attributes,
+    instrumentation,
+    play,
+    score_json,
+)
 from generation.generators.symbolic_training import DEFAULT_WEIGHTS, load_model
 from generation.symbolic import tokens as T
 
@@ -244,7 +251,8 @@ class SymbolicGenerator:
             "soundfont": self.soundfont, "encoder_id": self.trained_encoder_id,
         }
         cand = Candidate(audio=audio, sample_rate=self.sample_rate,
-                         score=score_json(arranged, seq, a["meter"], qbpm, transpose),
+                         score=score_json(arranged, seq, a["meter"], qbpm, transpose,
+                                          instrumentation(ens, arranged.n_voices, (9 if minor else 0) + transpose)),
                          conditioning=conditioning, generator_id=self.id, seed=p.seed,
                          weights_id=self.weights_id)
         return _Made(p, cand)

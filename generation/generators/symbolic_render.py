@@ -22,7 +22,7 @@ import numpy as np
 from generation.errors import GenerationError
 from generation.symbolic import tokens as T
 from generation.symbolic.arrange import accompany
-from generation.symbolic.ensembles import MELODY_ENSEMBLES, POLY_ENSEMBLES, ensemble, programs_for
+from generation.symbolic.ensembles import MELODY_ENSEMBLES, POLY_ENSEMBLES, Ensemble, ensemble, programs_for
 from generation.symbolic.render import Events, RenderSpec, render
 
 #: Heard beats per minute by tempo class (``retrieval.captions.tempo_bucket``'s thresholds).
@@ -121,15 +121,33 @@ class Performance:
     seed: int = 0
 
 
-def arrange(ev: Events, ens_name: str, minor: bool) -> tuple[Events, object]:
+def ensemble_for(ens_name: str) -> Ensemble:
+    """The ensemble a generated melody is played by: its polyphonic form when it has one."""
+    return ensemble(ens_name, ens_name in POLY_ENSEMBLES and ens_name not in MELODY_ENSEMBLES)
+
+
+def instrumentation(ens_name: str, n_voices: int, tonic_pc: int) -> dict[str, object]:
+    """How a score's voices are played, JSON-ready (the MIDI export's instruments).
+
+    Returns:
+        ``{"ensemble", "instruments", "programs": [[GM program, ...] per voice],
+        "octaves": [[shift, ...] per voice], "drone": GM program or None, "drone_pitch"}``.
+    """
+    ens = ensemble_for(ens_name)
+    progs, octs = programs_for(ens, n_voices)
+    return {"ensemble": ens.name, "instruments": list(ens.instruments),
+            "programs": [list(p) for p in progs], "octaves": [list(o) for o in octs],
+            "drone": ens.drone, "drone_pitch": 48 + tonic_pc % 12}
+
+
+def arrange(ev: Events, ens_name: str, minor: bool) -> tuple[Events, Ensemble]:
     """The melody (key-normalised) arranged for ``ens_name``: (events, the Ensemble).
 
     Polyphonic ensembles get "block" chords plus a bass an octave under the chords' root part
     (:func:`accompany`, then the chord voice's lowest notes doubled down); melody ensembles
     play the line alone (with their drone, if any).
     """
-    poly = ens_name in POLY_ENSEMBLES and ens_name not in MELODY_ENSEMBLES
-    ens = ensemble(ens_name, poly)
+    ens = ensemble_for(ens_name)
     if not ens.polyphonic:
         return ev, ens
     key = (9, True) if minor else (0, False)
@@ -188,10 +206,19 @@ def play(ev: Events, meter: str, minor: bool, perf: Performance, duration_s: flo
         return render(arranged, low, sample_rate), qbpm, arranged, low.transpose
 
 
-def score_json(ev: Events, tokens: list[int], meter: str, qbpm: float, transpose: int) -> dict[str, object]:
-    """The candidate's score, JSON-ready: the played note events (transposed) and the tokens."""
-    return {"format": "tunescope-events/1", "meter": meter, "qbpm": round(qbpm, 3),
-            "transpose": transpose, "onset_ql": [round(float(x), 4) for x in ev.onset],
-            "dur_ql": [round(float(x), 4) for x in ev.dur],
-            "pitch": [int(p) + transpose for p in ev.pitch], "voice": [int(v) for v in ev.voice],
-            "length_ql": ev.length_ql, "tokens": [int(t) for t in tokens]}
+def score_json(ev: Events, tokens: list[int], meter: str, qbpm: float, transpose: int,
+               parts: dict[str, object] | None = None) -> dict[str, object]:
+    """The candidate's score, JSON-ready: the played note events (transposed) and the tokens.
+
+    ``parts`` (:func:`instrumentation`) adds who plays each voice, so an export (MIDI,
+    MusicXML) names the instruments heard; a score without it reads as piano.
+    """
+    out: dict[str, object] = {
+        "format": "tunescope-events/1", "meter": meter, "qbpm": round(qbpm, 3),
+        "transpose": transpose, "onset_ql": [round(float(x), 4) for x in ev.onset],
+        "dur_ql": [round(float(x), 4) for x in ev.dur],
+        "pitch": [int(p) + transpose for p in ev.pitch], "voice": [int(v) for v in ev.voice],
+        "length_ql": ev.length_ql, "tokens": [int(t) for t in tokens]}
+    if parts:
+        out.update(parts)
+    return out

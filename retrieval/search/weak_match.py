@@ -245,7 +245,7 @@ def fit_detector(signals: Sequence[Mapping[str, float]], weak: Sequence[bool], *
     when ``prior_nn`` is present, for callers that do not sample the prior.
     """
     y = np.asarray(weak, np.float64)
-    if y.min() == y.max():
+    if len(y) != len(signals) or not len(y) or y.min() == y.max():
         raise ValueError("fitting needs both weak and covered examples")
     used = [n for n in names if all(n in s for s in signals)]
     x = np.array([[s[n] for n in used] for s in signals], np.float64)

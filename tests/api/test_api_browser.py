@@ -1,7 +1,8 @@
 """End to end in headless Chromium: a real uvicorn server on loopback, the real page.
 
 Text query, audio upload, "more like this", thumbs up -> recommendations, generative mode
-(seed spread shown, thumbs up steering the prior). Skips, saying why,
+(seed spread shown, thumbs up steering the prior), the chat panel, and the catalog map with a
+generated track (its badge, its score links, the origin filter). Skips, saying why,
 when Playwright's Python package or the Debian ``chromium`` binary is missing (``make browser``
 installs the browser where it can).
 """
@@ -16,7 +17,8 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from tests.api.conftest import API_KEY, serve_in_thread, tiny_prior, wav_bytes
+from tests.api.conftest import API_KEY, build_catalog, serve_in_thread, tiny_prior, wav_bytes
+from tests.api.routes.test_catalog_map import store_generated_tone
 from tests.api.tiny_encoder import TinyEncoder
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -24,6 +26,18 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 pytestmark = pytest.mark.browser
+SCREENSHOT = Path("/tmp/tunescope-map.png")
+# Canvas pixels by colour: opaque amber (generated points, and where they are, in CSS pixels)
+# and anything drawn at all.
+PIXELS = """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let amber = 0, drawn = 0, sx = 0, sy = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i + 3] > 0) drawn++;
+    if (d[i + 3] > 200 && Math.abs(d[i] - 217) < 20 && Math.abs(d[i + 1] - 130) < 25
+        && Math.abs(d[i + 2] - 43) < 30) { amber++; sx += (i / 4) % c.width; sy += Math.floor(i / 4 / c.width); }
+  }
+  const k = c.getBoundingClientRect().width / c.width;
+  return { amber, drawn, size: c.width * c.height, x: k * sx / amber, y: k * sy / amber }; }"""
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +185,86 @@ def test_chat_panel_end_to_end_and_after_a_restart(catalog_home: Path) -> None:
                 assert resp.value.status == 200, resp.value.text()
                 assert resp.value.json()["understood"]["labels"] == ["faster"]
                 page.wait_for_selector("#chat-log li.bot:has-text('Faster')")
+            assert not errors, errors
+        finally:
+            browser.close()
+
+
+def test_catalog_map_and_a_generated_track(tmp_path: Path) -> None:
+    """The map draws every track (the generated one in amber), the query and the prior's
+    samples; the origin filter finds the generated track, shown with its badge and score links."""
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright not installed (pip install playwright)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM}: `make browser` installs it (apt, root)")
+    build_catalog(tmp_path)
+    gen_id, _ = store_generated_tone(tmp_path, 523.0)  # the backfill's own store_generated
+    encoder = TinyEncoder()
+    app = create_app(Settings(home=tmp_path, api_key=API_KEY), encoder=encoder,
+                     prior=tiny_prior(encoder, mean_head=True))
+    with sync_api.sync_playwright() as pw, serve_in_thread(app) as url:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text)
+                    if "Content Security Policy" in m.text else None)
+            page.goto(url + "/")
+
+            # The map draws all 19 indexed tracks; the generated one is an amber dot.
+            canvas = page.wait_for_selector("#map[data-points='19']")
+            assert canvas.get_attribute("data-generated") == "1"
+            px = page.eval_on_selector("#map", PIXELS)
+            assert px["amber"] > 10 and px["drawn"] > 0.2 * px["size"], px
+            assert "19 tracks · 1 generated" in page.inner_text("#map-info")
+            # Hovering the amber dot names the track; clicking it asks for more like it.
+            box = canvas.bounding_box()
+            page.mouse.move(box["x"] + px["x"], box["y"] + px["y"])
+            page.wait_for_selector("#map-tip:has-text('Waltz for a gap #1')")
+            assert "generated" in page.inner_text("#map-tip")
+            with page.expect_response(lambda r: f"/v1/tracks/{gen_id}/similar" in r.url) as sim:
+                page.mouse.click(box["x"] + px["x"], box["y"] + px["y"])
+            assert sim.value.status == 200
+            page.wait_for_selector("#map[data-query='track']")
+
+            # A text search places the query and the prior's 8 samples, and rings the results.
+            page.fill("#q", "a lively reel")
+            with page.expect_response(lambda r: "/v1/catalog/map/locate?" in r.url) as loc:
+                page.click("#search-btn")
+            assert loc.value.status == 200 and len(loc.value.json()["prior"]) == 8
+            page.wait_for_selector("#map[data-query='text'][data-prior='8'][data-results='10']")
+            assert page.inner_text("#map-note")  # what the landing says about the catalog
+
+            # The origin filter (all / catalog / generated) reruns the search at once.
+            page.click("#filters > summary")
+            with page.expect_response(lambda r: "origin=generated" in r.url) as resp:
+                page.click("label[for='f-origin-generated']")
+            assert [i["track"]["id"] for i in resp.value.json()["results"]] == [gen_id]
+            card = page.wait_for_selector(f"#results li.result[data-id='{gen_id}']")
+            page.wait_for_selector("#results li.result:nth-child(2)", state="detached")
+            assert card.get_attribute("data-origin") == "generated"
+            assert page.is_visible(f"#results li[data-id='{gen_id}'] .badge.gen")
+            assert page.get_attribute(f"#results li[data-id='{gen_id}'] .score-midi", "href") \
+                == f"/v1/tracks/{gen_id}/score?format=midi"
+            assert page.is_visible(f"#results li[data-id='{gen_id}'] .provenance summary")
+            page.wait_for_selector("#map[data-results='1']")
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+            # Catalog only: no generated badge anywhere.
+            with page.expect_response(lambda r: "origin=catalog" in r.url):
+                page.click("label[for='f-origin-catalog']")
+            page.wait_for_selector(f"#results li.result[data-id='{gen_id}']", state="detached")
+            assert page.locator("#results li.result").count() == 10
+            assert page.locator("#results .badge.gen:visible").count() == 0
+
+            # "Make more like this" without a key asks for it instead of sending a write.
+            sent: list[str] = []
+            page.on("request", lambda r: sent.append(r.url) if "/v1/generate" in r.url else None)
+            page.locator("#results li.result").first.locator(".make-more").click()
+            page.wait_for_selector("#status:has-text('API key')")
+            assert page.is_visible("#api-key") and page.locator("#api-key:focus").count() == 1
+            assert not sent
             assert not errors, errors
         finally:
             browser.close()

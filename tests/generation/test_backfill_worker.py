@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from generation.backfill.worker import Keeper, run_worker, start_worker_thread
+from generation.backfill.worker import Keeper, Report, run_worker, start_worker_thread
 from index.errors import CatalogError, DecodeError
 from index.models import Embedding, Track, TrackProvenance
 from index.repo import backfill as q
@@ -202,3 +202,26 @@ def test_keepers_may_come_as_a_list(factory: sessionmaker[Session], store: Audio
     job = _job(factory, n=2)
     stats = _run(factory, store, lambda j: [keeper(j.query, i) for i in range(2)])
     assert stats.done == 1 and len(q.job_progress(factory, job.id).result_track_ids) == 2
+
+
+def test_reports_between_keepers_reach_the_job_progress_at_once(
+        factory: sessionmaker[Session], store: AudioStore) -> None:
+    job = _job(factory, n=2)
+    inner = make_generate()
+    seen: list[dict] = []
+
+    def reporting(j):
+        yield Report({"stage": "gating", "generated": 4, "stored": 99, "worker": "forged"})
+        seen.append(q.job_progress(factory, j.id).progress)  # visible before any keeper
+        for i, k in enumerate(inner(j)):
+            yield k
+            yield Report({"kept": i + 1, "rejected_by": {"melody": 1}})
+        yield Report({"stage": "finished"})
+
+    _run(factory, store, reporting)
+    assert seen[0]["stage"] == "gating" and seen[0]["generated"] == 4
+    assert seen[0]["stored"] == 0 and seen[0]["worker"] == "w"  # the worker's own keys are kept
+    p = q.job_progress(factory, job.id)
+    assert p.status == "done" and len(p.result_track_ids) == 2
+    assert p.progress["stage"] == "done" and p.progress["stored"] == 2  # the worker has the last word
+    assert (p.progress["kept"], p.progress["generated"], p.progress["rejected_by"]) == (2, 4, {"melody": 1})
