@@ -54,6 +54,18 @@ class Settings(BaseSettings):
     worker_poll_s: float = Field(default=1.0, gt=0, description="Idle worker's queue poll period.")
     backfill_max_running: int | None = Field(default=None, ge=1,
                                              description="Concurrent backfill jobs, all workers.")
+    backfill_candidates: int = Field(default=4, ge=1, le=16, description=(
+        "Candidates a backfill job queued by a weak search asks the generator for."))
+    backfill_duration_s: float = Field(default=20.0, ge=5, le=60, description=(
+        "Seconds of audio per candidate of a backfill job queued by a weak search."))
+    backfill_recent_s: float = Field(default=600.0, ge=0, description=(
+        "A finished job answers equivalent weak searches (and generate requests) for this "
+        "long instead of a new job being queued."))
+    backfill_max_per_hour: int | None = Field(default=100, ge=1, description=(
+        "Generated tracks per hour that weak searches may queue (stored in the last hour plus "
+        "those still pending in queued or running jobs); past it the search answers backfill "
+        "status 'limited' and queues nothing. Unset: no limit. POST /v1/generate (keyed) is "
+        "not limited by it."))
     llm_url: str | None = Field(default=None, description="OpenAI-compatible endpoint (e.g. "
                                 "http://127.0.0.1:8080/v1) that reads conversation messages; "
                                 "off by default (the offline parser reads them).")

@@ -159,7 +159,13 @@ def search_command(
     if "spread" in body["query"]:
         typer.echo(f"seed spread {body['query']['spread']:.3f} (the query's uncertainty)")
     if body["weak_match"]:
-        typer.echo("weak match: nothing in the catalog is very close to this query")
+        typer.echo(f"weak match: {body['weak_match_detail']['reason']}")
+    b = body.get("backfill")
+    if b and b["job_id"] is not None:
+        typer.echo(f"generation {'queued' if b['created'] else 'already ' + b['status']}: "
+                   f"job {b['job_id']} (`tunescope worker` works it)")
+    elif b:
+        typer.echo("generation not queued: the hourly limit on generated tracks is reached")
 
 
 def register(app: typer.Typer) -> None:

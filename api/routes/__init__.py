@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import catalog_map, conversations, ops, recommend, search, tracks
+from api.routes import catalog_map, conversations, generated, jobs, ops, recommend, search, tracks
 
 #: (router, is a read router)
 ROUTERS: tuple[tuple[APIRouter, bool], ...] = (
@@ -17,6 +17,8 @@ ROUTERS: tuple[tuple[APIRouter, bool], ...] = (
     (tracks.router, True),
     (recommend.router, True),
     (conversations.router, True),
+    (jobs.router, True),
+    (generated.router, True),
     (catalog_map.router, True),
     (ops.router, False),
 )

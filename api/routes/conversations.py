@@ -14,7 +14,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, File, Form, Path, Response, UploadFile
 
+from api.backfill_queue import backfill_for
 from api.deps import StateDep
+from api.routes.common import weak_detail
+from api.schemas.backfill import BackfillStatus
 from api.schemas.conversations import (
     MAX_MESSAGE_CHARS,
     ConversationHistory,
@@ -58,8 +61,25 @@ def _turn_body(state: AppState, cid: str, turn: TurnResult) -> ConversationTurn:
                                   track=TrackPublic.of(tracks[h.track_id]), why=why)
                for i, (h, why) in enumerate(zip(turn.hits, turn.reasons, strict=True))
                if h.track_id in tracks]
+    weak = turn.weak is not None and turn.weak.weak
     return ConversationTurn(id=cid, reply=turn.reply, results=results,
-                            understood=turn.understood())  # type: ignore[arg-type]
+                            understood=turn.understood(),  # type: ignore[arg-type]
+                            weak_match=weak, weak_match_detail=weak_detail(turn.weak, weak),
+                            backfill=_backfill(state, turn))
+
+
+def _backfill(state: AppState, turn: TurnResult) -> BackfillStatus | None:
+    """A weak turn queues generation for what the conversation asked in words so far.
+
+    The query is the conversation's texts (the request and the free words of its critiques);
+    the filters are its active constraints. A conversation without words (a clip, example
+    tracks) queues nothing: there is no prompt to generate from.
+    """
+    texts = turn.state.get("texts") or []
+    if not texts or turn.weak is None or not turn.weak.weak:
+        return None
+    options = state.get_conversations().options(turn.state)
+    return backfill_for(state, ", ".join(texts), turn.weak, options)
 
 
 def _answer_payload(turn: TurnResult) -> dict[str, Any]:

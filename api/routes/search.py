@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Query, UploadFile
 
+from api.backfill_queue import backfill_for, prior_nn_for
 from api.deps import SearchOptionsDep, ServiceDep, SessionFactoryDep, StateDep
 from api.routes.common import page_response
 from api.schemas.errors import ERRORS
@@ -30,16 +31,20 @@ QueryText = Annotated[str, Query(min_length=1, max_length=500, pattern=NOT_BLANK
 
 
 @router.get("/v1/search", response_model=SearchResponse, summary="Search by text")
-def search(q: QueryText, o: SearchOptionsDep, db: SessionFactoryDep, service: ServiceDep
+def search(q: QueryText, o: SearchOptionsDep, db: SessionFactoryDep, state: StateDep
            ) -> SearchResponse:
     """Tracks whose sound matches a description, filtered, diversified and paged.
 
-    For several plausible readings of a broad request, use ``/v1/search/generative``.
+    For several plausible readings of a broad request, use ``/v1/search/generative``. A weak
+    match on the first page queues generation when backfill is enabled (``backfill``); the
+    verdict then also reads the prior's samples (``weak_match_detail.signals.prior_nn``).
     """
     if any(v.strip().lower() == "generative" for v in o.filters.mode):
         raise InvalidQueryError("mode filters the musical mode (major, minor...); generative "
                                 "search is GET /v1/search/generative")
-    return page_response(db, service.search_text(q, o), {"text": q, "mode": "text"}, o)
+    result = state.service.search_text(q, o, prior_nn=prior_nn_for(state, q, o))
+    return page_response(db, result, {"text": q, "mode": "text"}, o,
+                         backfill_for(state, q, result.weak, o))
 
 
 @router.get("/v1/search/generative", response_model=SearchResponse,
@@ -64,10 +69,12 @@ def search_generative(
     """Tracks near several plausible targets the prior samples for the description.
 
     The seeds' spread measures how broad the request is and is echoed as ``query.spread``.
+    The weak-match verdict also reads how close the seeds sit to their nearest catalog tracks;
+    a weak first page queues generation when backfill is enabled.
     """
     result, echo = generative_page(state, q, o, seeds=seeds, guidance=guidance,
                                    negative=negative, like=like, unlike=unlike, seed=seed)
-    return page_response(db, result, echo, o)
+    return page_response(db, result, echo, o, backfill_for(state, q, result.weak, o))
 
 
 def generative_page(state: Any, q: str, options: SearchOptions, *, seeds: int,
@@ -96,7 +103,7 @@ def generative_page(state: Any, q: str, options: SearchOptions, *, seeds: int,
             "guidance": prior.default_guidance if guidance is None else guidance,
             "seed": seed, "spread": round(r.spread, 6)}
     return SearchResult(hits=hits, weak_match=r.weak_match, best_score=r.best_score,
-                        strategy="generative"), echo
+                        strategy="generative", weak=r.weak), echo
 
 
 @router.post("/v1/search/audio", response_model=SearchResponse, summary="Search by an audio clip")

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas.backfill import BackfillStatus, WeakMatchDetail
 from api.schemas.filters import TrackId
 from api.schemas.tracks import TrackPublic
 
@@ -73,6 +74,11 @@ class ConversationTurn(BaseModel):
     reply: str
     results: list[ConversationResult]
     understood: Understood
+    weak_match: bool = Field(description="True when the catalog probably lacks what the "
+                                         "conversation asks for now.")
+    weak_match_detail: WeakMatchDetail
+    backfill: BackfillStatus | None = Field(None, description="The generation queued for a "
+                                            "weak turn when backfill is enabled; null otherwise.")
 
 
 class HistoryMessage(BaseModel):

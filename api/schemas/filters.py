@@ -21,6 +21,9 @@ from retrieval.search import FILTER_FIELDS, FilterField, Filters, SearchOptions
 # clients (JavaScript) nor in JSON Schema validators: the contract stops where numbers are exact.
 MAX_TRACK_ID = 2**53 - 1
 MAX_VALUES = 20  # values per filter field: more is a scan in disguise, never a real request
+# One non-blank character, blank as JSON Schema's \s means it (retrieval.search.options.BLANK_CHARS),
+# spelled out so that pydantic's, Python's and ECMAScript's regex engines all read it alike.
+NOT_BLANK = r"[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
 
 
 def not_bool(value: Any) -> Any:

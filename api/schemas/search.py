@@ -6,12 +6,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.schemas.filters import DiversityBody, TrackId
+from api.schemas.backfill import BackfillStatus, WeakMatchDetail
+from api.schemas.filters import NOT_BLANK, DiversityBody, TrackId
 from api.schemas.tracks import TrackPublic
 
-# One non-blank character, blank as JSON Schema's \s means it (retrieval.search.options.BLANK_CHARS),
-# spelled out so that pydantic's, Python's and ECMAScript's regex engines all read it alike.
-NOT_BLANK = r"[^\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+__all__ = ["NOT_BLANK", "RecommendRequest", "ResultItem", "SearchResponse"]
+
 ExampleText = Annotated[str, Field(min_length=1, max_length=500, pattern=NOT_BLANK)]
 
 
@@ -27,8 +27,12 @@ class SearchResponse(BaseModel):
 
     query: dict[str, Any] = Field(description="The query as understood (echo of the inputs).")
     results: list[ResultItem]
-    weak_match: bool = Field(description="True when even the best match is far from the query "
-                                         "(the catalog may not hold what was asked for).")
+    weak_match: bool = Field(description="True when the catalog probably lacks what was asked "
+                                         "for (``weak_match_detail`` says why).")
+    weak_match_detail: WeakMatchDetail
+    backfill: BackfillStatus | None = Field(None, description="The generation queued for a weak "
+                                            "match when backfill is enabled (first page only); "
+                                            "null otherwise.")
     k: int
     offset: int
 

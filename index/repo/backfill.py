@@ -146,13 +146,7 @@ def enqueue(factory: SessionFactory, key: str, query: str, request: dict[str, An
     now = now or utcnow()
     digest = key_hash(key)
     with _serialised(factory, pg_lock=int(digest[:15], 16)) as session:
-        since = now - dt.timedelta(seconds=recent_window_s)
-        existing = session.scalars(
-            select(BackfillJob).where(
-                BackfillJob.key_hash == digest,
-                or_(BackfillJob.status.in_((QUEUED, RUNNING)),
-                    and_(BackfillJob.status == DONE, BackfillJob.finished_at >= since)))
-            .order_by(BackfillJob.id.desc()).limit(1)).first()
+        existing = _equivalent(session, digest, now - dt.timedelta(seconds=recent_window_s))
         if existing is not None:
             session.expunge(existing)
             return existing, False
@@ -163,6 +157,31 @@ def enqueue(factory: SessionFactory, key: str, query: str, request: dict[str, An
         session.flush()
         session.expunge(job)
         return job, True
+
+
+def _equivalent(session: Session, digest: str, since: dt.datetime) -> BackfillJob | None:
+    """The newest job of this key hash that is pending, or finished ``done`` after ``since``."""
+    return session.scalars(
+        select(BackfillJob).where(
+            BackfillJob.key_hash == digest,
+            or_(BackfillJob.status.in_((QUEUED, RUNNING)),
+                and_(BackfillJob.status == DONE, BackfillJob.finished_at >= since)))
+        .order_by(BackfillJob.id.desc()).limit(1)).first()
+
+
+def equivalent_job(factory: SessionFactory, key: str, *, recent_window_s: float,
+                   now: dt.datetime | None = None) -> BackfillJob | None:
+    """The job :func:`enqueue` would answer ``key`` with instead of a new one, if any (detached).
+
+    For callers that may not queue a new job (a rate limit) but should still point at the
+    equivalent one.
+    """
+    now = now or utcnow()
+    with factory() as session:
+        job = _equivalent(session, key_hash(key), now - dt.timedelta(seconds=recent_window_s))
+        if job is not None:
+            session.expunge(job)
+        return job
 
 
 # -------------------------------------------------------------------------------- claim
@@ -319,6 +338,7 @@ class JobProgress:
     result_track_ids: list[int]
     created_at: dt.datetime
     finished_at: dt.datetime | None
+    updated_at: dt.datetime | None = None
 
 
 def get_job(factory: SessionFactory, job_id: int) -> BackfillJob | None:
@@ -342,7 +362,7 @@ def job_progress(factory: SessionFactory, job_id: int) -> JobProgress | None:
         return JobProgress(job.id, job.query, job.status, job.attempts, job.max_attempts,
                            job.error, dict(job.progress or {}), stored,
                            list(job.result_track_ids or []), _aware(job.created_at),
-                           _aware(job.finished_at))
+                           _aware(job.finished_at), _aware(job.updated_at))
 
 
 def generated_since(factory: SessionFactory, since: dt.datetime) -> int:
@@ -350,6 +370,33 @@ def generated_since(factory: SessionFactory, since: dt.datetime) -> int:
     with factory() as session:
         return int(session.scalar(select(func.count(Track.id)).where(
             Track.origin == "generated", Track.created_at >= since)) or 0)
+
+
+def pending_candidates(factory: SessionFactory) -> int:
+    """Candidates still to come from queued and running jobs (``request["n"]`` less stored).
+
+    With :func:`generated_since` this is what a generated-tracks-per-hour limit must count: a
+    burst of weak searches queues jobs long before any of their tracks is stored.
+    """
+    with factory() as session:
+        jobs = session.execute(select(BackfillJob.id, BackfillJob.request)
+                               .where(BackfillJob.status.in_((QUEUED, RUNNING)))).all()
+        if not jobs:
+            return 0
+        stored = dict(session.execute(
+            select(TrackProvenance.job_id, func.count(TrackProvenance.id))
+            .where(TrackProvenance.job_id.in_([j for j, _ in jobs]))
+            .group_by(TrackProvenance.job_id)).all())
+    return sum(max(0, int((req or {}).get("n") or 0) - int(stored.get(j, 0))) for j, req in jobs)
+
+
+def get_provenance(factory: SessionFactory, track_id: int) -> TrackProvenance | None:
+    """The provenance row of a generated track (detached); None for a catalog track."""
+    with factory() as session:
+        row = session.scalar(select(TrackProvenance).where(TrackProvenance.track_id == track_id))
+        if row is not None:
+            session.expunge(row)
+        return row
 
 
 # ------------------------------------------------------------------- storing a keeper

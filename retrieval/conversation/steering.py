@@ -38,6 +38,7 @@ from retrieval.encoders.base import l2_normalize
 from retrieval.errors import InvalidQueryError
 from retrieval.search.filters import Filters
 from retrieval.search.options import Hit, SearchOptions
+from retrieval.search.weak_match import WeakMatch
 
 if TYPE_CHECKING:
     from retrieval.prior.pipeline import PriorPipeline
@@ -74,7 +75,11 @@ class SteeringConfig:
 
 @dataclass
 class TurnResult:
-    """One turn's answer: the new state, the page, the reply and what was understood."""
+    """One turn's answer: the new state, the page, the reply and what was understood.
+
+    ``weak`` is the weak-match verdict of the search that made the page (None only when no
+    search ran).
+    """
 
     state: dict[str, Any]
     hits: list[Hit]
@@ -82,6 +87,7 @@ class TurnResult:
     reply: str
     critique: Critique
     notes: list[str] = field(default_factory=list)
+    weak: WeakMatch | None = None
 
     def understood(self) -> dict[str, Any]:
         """What the API echoes: the parsed critique, its labels, the active chips, the notes."""
@@ -188,13 +194,13 @@ class ConversationEngine:
         else:
             for attr, sign in c.relative.items():
                 state["directions"][attr] = state["directions"].get(attr, 0) + sign
-        hits, relax_notes = self._search(state, c)
+        hits, relax_notes, weak = self._search(state, c)
         notes += relax_notes
         state["page"] = [h.track_id for h in hits]
         state["shown"] = list(dict.fromkeys([*state["shown"], *state["page"]]))
         why, kept = self._reasons(state, hits)
         reply = compose_reply(c.labels(), kept, notes, len(hits), len(state["shown"]))
-        return TurnResult(state, hits, why, reply, c, notes)
+        return TurnResult(state, hits, why, reply, c, notes, weak)
 
     # ------------------------------------------------------------------ search
 
@@ -250,28 +256,30 @@ class ConversationEngine:
         return SearchOptions(k=self.config.k, filters=Filters.from_values(values),
                              exclude_ids=frozenset(excluded))
 
-    def _search(self, state: dict[str, Any], c: Critique) -> tuple[list[Hit], list[str]]:
+    def _search(self, state: dict[str, Any], c: Critique
+                ) -> tuple[list[Hit], list[str], WeakMatch | None]:
         q = self.query_vector(state)
         notes: list[str] = []
         while True:
             o = self.options(state, c.repeat)
-            hits = self._rank(state, q, o, c)
+            hits, weak = self._rank(state, q, o, c)
             if hits or not self.config.relax or not state["chips"]:
-                return hits, notes
+                return hits, notes, weak
             oldest = min(state["chips"].values(), key=lambda ch: ch["turn"])
             del state["chips"][oldest["key"]]
             notes.append(f"nothing matched every constraint, so I dropped “{oldest['label']}”")
 
     def _rank(self, state: dict[str, Any], q: np.ndarray, o: SearchOptions, c: Critique
-              ) -> list[Hit]:
+              ) -> tuple[list[Hit], WeakMatch | None]:
         vague = not c.has_steering() and not state["positives"] and not state["chips"]
         if vague and self.prior is not None and self.config.prior_on_vague and state["texts"]:
             from retrieval.search.generative import GenerativeConfig, generative_search
 
             r = generative_search(self.service, self.prior, state["texts"][:1],
                                   options=o, config=GenerativeConfig(seeds=8, seed=state["turn"]))
-            return [Hit(int(i), float(s)) for i, s in zip(r.ids, r.scores, strict=True)]
-        return self.service.search_vector(q, o).hits
+            return [Hit(int(i), float(s)) for i, s in zip(r.ids, r.scores, strict=True)], r.weak
+        result = self.service.search_vector(q, o)
+        return result.hits, result.weak
 
     # ------------------------------------------------------------------ replies
 

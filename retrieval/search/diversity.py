@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from retrieval.search.options import Hit, SearchOptions, SearchResult
+from retrieval.search.weak_match import WeakMatch
 
 #: ``admit(position) -> bool``: whether a candidate may join the page (and, if so, count it).
 Admit = Callable[[int], bool]
@@ -121,12 +122,16 @@ def diversify(ids: np.ndarray, scores: np.ndarray, o: SearchOptions, lookup: Cal
 
 def page(ids: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray,
          o: SearchOptions, how: str, lookup: Callable[[int], Any],
-         vectors: Callable[[np.ndarray], np.ndarray], weak_threshold: float) -> SearchResult:
-    """The page ``o.offset:o.offset + o.k`` of the diversified ranking, with the weak flag."""
+         vectors: Callable[[np.ndarray], np.ndarray], weak: WeakMatch) -> SearchResult:
+    """The page ``o.offset:o.offset + o.k`` of the diversified ranking, with the weak verdict.
+
+    ``weak`` is judged by the caller on the ranking's best cosines, not on this page: page 2
+    of a query is exactly as weak as page 1.
+    """
     ids = np.asarray(ids, np.int64)
     scores = np.asarray(scores, np.float32)
     order = diversify(ids, scores, o, lookup, vectors) if len(ids) else np.zeros(0, np.int64)
     best = float(scores[order[0]]) if len(order) else None
     hits = [Hit(int(ids[j]), float(scores[j])) for j in order[o.offset:o.offset + o.k]]
-    weak = best is None or best < weak_threshold
-    return SearchResult(hits=hits, weak_match=weak, best_score=best, strategy=how)
+    return SearchResult(hits=hits, weak_match=weak.weak, best_score=best, strategy=how,
+                        weak=weak)

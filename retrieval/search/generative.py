@@ -48,6 +48,7 @@ from retrieval.search.generative_config import (
     GenerativeResult,
 )
 from retrieval.search.options import SearchOptions
+from retrieval.search.weak_match import TOP_N, WeakMatch
 
 if TYPE_CHECKING:  # the prior pulls torch; the search service SQLAlchemy + FAISS
     from retrieval.prior.pipeline import PriorPipeline
@@ -55,8 +56,9 @@ if TYPE_CHECKING:  # the prior pulls torch; the search service SQLAlchemy + FAIS
 
 __all__ = ["Breadth", "Combine", "Fusion", "GenerativeConfig", "GenerativeResult", "Neighbours",
            "Vectors", "adaptive_scores", "breadth_weight", "fuse", "generative_rank",
-           "generative_search", "matrix_backend", "mmr", "query_breadth", "rank_candidates",
-           "sample_seeds", "seed_spread", "service_backend", "steer_query"]
+           "generative_search", "matrix_backend", "mmr", "prior_neighbour_cosines",
+           "query_breadth", "rank_candidates", "sample_seeds", "seed_spread", "service_backend",
+           "steer_query"]
 
 
 def steer_query(query: np.ndarray, negatives: np.ndarray | None, weight: float) -> np.ndarray:
@@ -186,6 +188,29 @@ def service_backend(service: SearchService, options: SearchOptions) -> tuple[Nei
     return neighbours, vectors
 
 
+def prior_neighbour_cosines(service: SearchService, prior: PriorPipeline,
+                            positives: Sequence[int | str], options: SearchOptions,
+                            config: GenerativeConfig | None = None) -> np.ndarray:
+    """Per prior seed, the cosine to its nearest catalog track passing the filters ``[K]``.
+
+    The weak-match detector's ``prior_nn`` signal for a search that did not sample the prior
+    itself (plain search deciding whether to queue backfill). The seeds are the ones
+    :func:`generative_search` would draw with the same config. Seeds with no neighbour (nothing
+    passes the filters) are left out.
+
+    Raises:
+        RetrievalError: a prior trained for another encoder.
+    """
+    config = config or GenerativeConfig()
+    if prior.encoder_id is not None and prior.encoder_id != service.encoder.id:
+        raise RetrievalError(f"the prior was trained for encoder {prior.encoder_id!r}, the "
+                             f"search service uses {service.encoder.id!r}")
+    seeds, _, _ = sample_seeds(prior, service.example_vectors(list(positives)), None, config)
+    neighbours, _ = service_backend(service, options)
+    _, scores = neighbours(seeds.astype(np.float32), 1)
+    return np.array([float(s[0]) for s in scores if len(s)], np.float64)
+
+
 def generative_search(service: SearchService, prior: PriorPipeline,
                       positives: Sequence[int | str], negatives: Sequence[int | str] = (), *,
                       options: SearchOptions | None = None,
@@ -221,14 +246,42 @@ def generative_search(service: SearchService, prior: PriorPipeline,
     if example_ids:
         options = replace(options, exclude_ids=frozenset(options.exclude_ids) | set(example_ids))
     neighbours, vectors = service_backend(service, options)
-    ids, scores, seeds = generative_rank(prior, pos, neg, neighbours, vectors,
+    pooled: list[tuple[list[np.ndarray], list[np.ndarray]]] = []
+
+    def recorded(q: np.ndarray, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        # The ranking's one batched call (seeds first, then the query and the mean): kept for
+        # the weak verdict, which needs no index call of its own.
+        out = neighbours(q, n)
+        pooled.append(out)
+        return out
+
+    ids, scores, seeds = generative_rank(prior, pos, neg, recorded, vectors,
                                          options.offset + options.k, config)
     query = l2_normalize(pos.mean(0, keepdims=True))[0]
     cos = vectors(ids) @ query if len(ids) else np.zeros(0, np.float32)
     best = float(cos.max()) if len(cos) else None
+    weak = _weak_verdict(service, query, ids, seeds, pooled[0] if pooled else ([], []), vectors)
     page = slice(options.offset, options.offset + options.k)
     return GenerativeResult(
         ids=ids[page], scores=scores[page], cosines=cos[page].astype(np.float32),
-        spread=seed_spread(seeds), seeds=seeds,
-        weak_match=best is None or best < service.config.weak_match_threshold,
-        best_score=best)
+        spread=seed_spread(seeds), seeds=seeds, weak_match=weak.weak, best_score=best,
+        weak=weak)
+
+
+def _weak_verdict(service: SearchService, query: np.ndarray, ranked: np.ndarray,
+                  seeds: np.ndarray, pool: tuple[list[np.ndarray], list[np.ndarray]],
+                  vectors: Vectors) -> WeakMatch:
+    """The detector's verdict on a generative result.
+
+    ``top_scores``: the best cosines to the plain query over the whole candidate pool (every
+    seed's, the query's and the mean's neighbours, plus the ranked ids), so they are on the
+    scale plain search reports. ``prior_nn``: per seed, the cosine to its nearest catalog track
+    that passes the filters (the first of its neighbour list).
+    """
+    ids_l, scores_l = pool
+    k = len(seeds)
+    prior_nn = np.array([float(s[0]) for s in scores_l[:k] if len(s)], np.float64)
+    cand = np.unique(np.concatenate([np.asarray(ranked, np.int64),
+                                     *(np.asarray(i, np.int64) for i in ids_l)]))
+    top = np.sort(vectors(cand) @ query)[::-1][:TOP_N] if len(cand) else np.zeros(0)
+    return service.detector.assess(top, prior_nn if len(prior_nn) else None)

@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 
 from retrieval.errors import RetrievalError
+from retrieval.search.weak_match import WeakMatch
 
 Fusion = Literal["adaptive", "likelihood", "rrf", "mean_sim", "max_sim"]
 Combine = Literal["z", "rank"]
@@ -155,8 +156,10 @@ class GenerativeResult:
         cosines: cosine of each hit to the plain query embedding (comparable with plain search).
         spread: mean pairwise cosine distance of the seeds (the query's uncertainty).
         seeds: the prior samples ``[K, dim]``.
-        weak_match: the best candidate's cosine to the query is below the threshold.
-        best_score: that cosine (None when nothing was found).
+        weak_match: the detector's verdict (``weak.weak``).
+        best_score: the best ranked candidate's cosine to the query (None when nothing was found).
+        weak: the weak-match verdict, from the candidate pool's best cosines to the query and
+            each seed's cosine to its nearest catalog track (``prior_nn``).
     """
 
     ids: np.ndarray
@@ -166,3 +169,4 @@ class GenerativeResult:
     seeds: np.ndarray
     weak_match: bool
     best_score: float | None
+    weak: WeakMatch | None = None

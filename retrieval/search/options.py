@@ -7,6 +7,7 @@ from typing import Literal
 
 from retrieval.errors import InvalidQueryError, TrackNotFoundError
 from retrieval.search.filters import Filters
+from retrieval.search.weak_match import WeakMatch
 
 __all__ = ["Example", "Hit", "InvalidQueryError", "SearchConfig", "SearchOptions",
            "SearchResult", "Strategy", "TrackNotFoundError"]
@@ -20,8 +21,9 @@ class SearchConfig:
     """Tuning of the search service.
 
     Attributes:
-        weak_match_threshold: a query whose best cosine score is below this is a *weak match*
-            (a result state, never an error: callers may offer generation instead).
+        weak_match_threshold: the fixed threshold on the best cosine used when no weak-match
+            detector is fitted for the encoder (:func:`retrieval.search.weak_match.load_detector`);
+            a weak match is a result state, never an error: callers may offer generation.
         max_k: largest page size accepted.
         max_offset: deepest page start accepted (deep paging is an exhaustive scan in disguise).
         exact_fraction: filters allowing at most this fraction of the catalog use exact search.
@@ -66,12 +68,21 @@ class Hit:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """One page of hits (best first), the weak-match flag and how the page was found."""
+    """One page of hits (best first), the weak-match verdict and how the page was found.
+
+    ``weak_match`` is ``weak.weak`` when the detector's verdict is present (the service always
+    fills it); both are kept because the flag is what most callers read.
+    """
 
     hits: list[Hit]
     weak_match: bool
     best_score: float | None
     strategy: str = "ann"
+    weak: WeakMatch | None = None
+
+    def __post_init__(self) -> None:
+        if self.weak is not None and self.weak.weak != self.weak_match:
+            raise ValueError(f"weak_match={self.weak_match} contradicts the verdict {self.weak}")
 
 
 # What counts as blank in a query: the whitespace of JSON Schema's (ECMAScript's) ``\s``. Python's

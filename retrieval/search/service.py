@@ -4,7 +4,8 @@ Modes: text, audio clip, track id ("more like this") and several positive and ne
 examples at once, after Qdrant's recommend API (``average_vector`` or ``best_score``).
 Filters are answered by the column store (:mod:`retrieval.search.table`), the candidates
 found by the planner (:mod:`retrieval.search.planner`), and diversity and paging run on the
-ranked candidate list (:mod:`retrieval.search.diversity`).
+ranked candidate list (:mod:`retrieval.search.diversity`). Every result carries the
+weak-match verdict of the encoder's detector (:mod:`retrieval.search.weak_match`).
 """
 
 from __future__ import annotations
@@ -33,15 +34,27 @@ from retrieval.search.options import (
 )
 from retrieval.search.planner import CandidatePlanner
 from retrieval.search.table import TrackTable
+from retrieval.search.weak_match import TOP_N, WeakMatch, WeakMatchDetector, load_detector
 
 log = logging.getLogger(__name__)
 
 
 class SearchService:
-    """Answers every search mode against one encoder's vector index and track table."""
+    """Answers every search mode against one encoder's vector index and track table.
+
+    Args:
+        encoder: the text-audio encoder whose index this is.
+        index: its vector index.
+        table: the column store of the catalog's metadata.
+        config: tuning (limits, fallback weak-match threshold).
+        detector: the weak-match detector; the one fitted for ``encoder.id`` when omitted
+            (or the fixed-threshold fallback at ``config.weak_match_threshold``). Tests inject
+            one to pin the verdict.
+    """
 
     def __init__(self, encoder: Encoder, index: VectorIndex, table: TrackTable,
-                 config: SearchConfig | None = None) -> None:
+                 config: SearchConfig | None = None,
+                 detector: WeakMatchDetector | None = None) -> None:
         if index.dim != encoder.dim:
             raise RetrievalError(f"index dimension {index.dim} != encoder {encoder.id!r} "
                                  f"dimension {encoder.dim}")
@@ -49,19 +62,22 @@ class SearchService:
         self.index = index
         self.table = table
         self.config = config or SearchConfig()
+        self.detector = detector if detector is not None else load_detector(
+            encoder.id, fallback_threshold=self.config.weak_match_threshold)
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._text_lock = threading.Lock()
 
     @classmethod
     def open(cls, encoder: Encoder, session_factory: Callable[[], Session],
              index_dir: Path | str, *, index_config: IndexConfig | None = None,
-             config: SearchConfig | None = None) -> SearchService:
+             config: SearchConfig | None = None,
+             detector: WeakMatchDetector | None = None) -> SearchService:
         """Bring the encoder's index in line with the catalog and load the track table."""
         index = VectorIndex.open(index_dir, encoder.id, encoder.dim, session_factory,
                                  config=index_config)
         with session_factory() as session:
             table = TrackTable.load(session, encoder.id)
-        return cls(encoder, index, table, config)
+        return cls(encoder, index, table, config, detector)
 
     @property
     def planner(self) -> CandidatePlanner:
@@ -111,12 +127,17 @@ class SearchService:
             return np.zeros((0, self.encoder.dim), np.float32)
         return np.stack(out).astype(np.float32)  # a copy: callers may modify it
 
-    def search_text(self, text: str, options: SearchOptions | None = None) -> SearchResult:
-        """Tracks that sound like a description ("a slow melancholy air on the fiddle")."""
+    def search_text(self, text: str, options: SearchOptions | None = None, *,
+                    prior_nn: np.ndarray | None = None) -> SearchResult:
+        """Tracks that sound like a description ("a slow melancholy air on the fiddle").
+
+        ``prior_nn``: per prior seed of the query, the cosine to its nearest catalog track
+        (:func:`retrieval.search.generative.prior_neighbour_cosines`), for the weak verdict.
+        """
         if not text or is_blank(text):
             raise InvalidQueryError("the text query is empty")
         vec = self.embed_texts([text])[0]
-        return self.search_vector(vec, options)
+        return self.search_vector(vec, options, prior_nn=prior_nn)
 
     def search_audio(self, waveform: np.ndarray, options: SearchOptions | None = None
                      ) -> SearchResult:
@@ -167,7 +188,7 @@ class SearchService:
         A candidate scores its best positive similarity, or minus its best negative one when
         that is closer.
         """
-        need = self._pool_size(options)
+        need = max(self._pool_size(options), TOP_N)  # TOP_N: what the weak verdict reads
         cand: dict[int, float] = {}
         planner = self.planner
         for p in pos:
@@ -175,7 +196,7 @@ class SearchService:
             cand.update(dict.fromkeys(ids.tolist(), 0.0))
         ids = np.fromiter(cand, np.int64, len(cand))
         if len(ids) == 0:
-            return self._page([], [], options, "best_score")
+            return self._page([], [], options, "best_score", self.detector.assess([]))
         v = self.index.reconstruct(ids)
         best_pos = (v @ pos.T).max(1)
         scores = best_pos
@@ -183,7 +204,8 @@ class SearchService:
             best_neg = (v @ neg.T).max(1)
             scores = np.where(best_pos >= best_neg, best_pos, -best_neg)
         order = np.argsort(-scores, kind="stable")
-        return self._page(ids[order], scores[order], options, "best_score")
+        weak = self.detector.assess(scores[order][:TOP_N])
+        return self._page(ids[order], scores[order], options, "best_score", weak)
 
     def track_vectors(self, track_ids: Sequence[int]) -> np.ndarray:
         """Stored vectors ``[n, dim]`` of catalog tracks; unknown ids raise TrackNotFoundError."""
@@ -207,17 +229,24 @@ class SearchService:
 
     # ------------------------------------------------------------------ the core
 
-    def search_vector(self, vector: np.ndarray, options: SearchOptions | None = None
-                      ) -> SearchResult:
-        """Rank the catalog against one unit query vector ``[dim]``."""
+    def search_vector(self, vector: np.ndarray, options: SearchOptions | None = None, *,
+                      prior_nn: np.ndarray | None = None) -> SearchResult:
+        """Rank the catalog against one unit query vector ``[dim]``.
+
+        ``prior_nn``: as in :meth:`search_text`.
+        """
         options = options or SearchOptions()
         self.validate(options)
         vector = np.asarray(vector, np.float32).reshape(-1)
         if vector.shape[0] != self.index.dim:
             raise InvalidQueryError(f"query vector has dimension {vector.shape[0]}, the index "
                                     f"{self.index.dim}")
-        ids, scores, how = self.planner.candidates(vector, options, self._pool_size(options))
-        return self._page(ids, scores, options, how)
+        pool = self._pool_size(options)
+        # At least TOP_N candidates for the weak verdict; the page reads only the first
+        # ``pool``, so a page is the same whatever the verdict needed.
+        ids, scores, how = self.planner.candidates(vector, options, max(pool, TOP_N))
+        weak = self.detector.assess(scores[:TOP_N], prior_nn)
+        return self._page(ids[:pool], scores[:pool], options, how, weak)
 
     def validate(self, o: SearchOptions) -> None:
         """Raise InvalidQueryError for options outside the config's limits.
@@ -247,9 +276,8 @@ class SearchService:
         return need * self.config.pool_factor if diverse else need
 
     def _page(self, ids: Sequence[int] | np.ndarray, scores: Sequence[float] | np.ndarray,
-              o: SearchOptions, how: str) -> SearchResult:
-        return page(ids, scores, o, how, self.table.get, self.index.reconstruct,
-                    self.config.weak_match_threshold)
+              o: SearchOptions, how: str, weak: WeakMatch) -> SearchResult:
+        return page(ids, scores, o, how, self.table.get, self.index.reconstruct, weak)
 
 
 def _with_excluded(o: SearchOptions, ids: Iterable[int]) -> SearchOptions:

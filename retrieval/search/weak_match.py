@@ -40,6 +40,8 @@ import numpy as np
 
 #: Signals in a fixed order (the model's feature vector).
 SIGNALS = ("top1", "top10", "gap", "prior_nn", "named")
+#: Best cosines the signals read (``top10``); callers fetch at least this many candidates.
+TOP_N = 10
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: The uncalibrated rule: ``top1 < 0.3`` is weak (the service's historic threshold), as a
 #: steep logistic so that its score is still a number in [0, 1].
@@ -87,7 +89,7 @@ def signals_of(top_scores: np.ndarray | Sequence[float],
     if s.size == 0:
         out = {"top1": -1.0, "top10": -1.0, "gap": 0.0}
     else:
-        top10 = float(s[:10].mean())
+        top10 = float(s[:TOP_N].mean())
         out = {"top1": float(s[0]), "top10": top10, "gap": float(s[0]) - top10}
     if prior_nn is not None and len(prior_nn):
         out["prior_nn"] = float(np.mean(np.asarray(prior_nn, np.float64)))
@@ -151,7 +153,8 @@ class WeakMatchDetector:
         """The verdict on a result whose best cosines are ``top_scores``."""
         sig = signals_of(top_scores, prior_nn, named)
         p = self.probability(sig)
-        weak = p >= self.threshold
+        # Nothing passed the filters: the catalog lacks it whatever the model says of top1 = -1.
+        weak = bool(p >= self.threshold) or sig["top1"] < -0.5
         return WeakMatch(weak=weak, score=p, threshold=self.threshold,
                          reason=self._reason(sig, weak), signals=sig)
 

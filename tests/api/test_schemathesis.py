@@ -39,8 +39,12 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("fuzz-catalog")
     encoder = TinyEncoder()
     build_catalog(home, n=12)
-    app = create_app(Settings(home=home, api_key=API_KEY), encoder=encoder,
-                     prior=tiny_prior(encoder, mean_head=True))
+    # Backfill configured, so weak searches answer with a queued (or "limited") job; no worker
+    # runs, so the catalog changes only through the fuzzer's own writes.
+    settings = Settings(home=home, api_key=API_KEY,
+                        backfill_generate="tests.generation.backfill_fakes:tiny_pipeline",
+                        backfill_in_process=False)
+    app = create_app(settings, encoder=encoder, prior=tiny_prior(encoder, mean_head=True))
     with serve_in_thread(app, http=JsonErrorHttpProtocol) as url:
         yield url
 

@@ -164,6 +164,12 @@ def test_generative_search_through_the_service(tmp_path, trained: tuple[PriorDen
                           options=SearchOptions(k=7), config=GenerativeConfig(seeds=4))
     assert len(r.ids) == 7 == len(set(r.ids.tolist())) and 5 not in r.ids.tolist()
     assert r.seeds.shape == (4, DIM) and 0.0 <= r.spread <= 2.0
+    # the verdict reads each seed's nearest catalog track (what the ranking already searched)
+    # (track 5 is an example, never a candidate: row 4 is not a neighbour)
+    nn = (r.seeds @ np.delete(clusters["audio"][:200], 4, axis=0).T).max(1)
+    assert r.weak is not None and r.weak_match is r.weak.weak
+    assert r.weak.signals["prior_nn"] == pytest.approx(float(nn.mean()), abs=1e-4)
+    assert r.weak.signals["top1"] >= r.best_score - 1e-6  # the whole pool, not just the page
     page2 = generative_search(service, pipe, ["a lively reel", 5], ["a slow air"],
                               options=SearchOptions(k=7, offset=7),
                               config=GenerativeConfig(seeds=4))

@@ -194,3 +194,31 @@ def test_open_from_catalog(tmp_path: Path) -> None:
     res = svc.search_text("tune number 7 reel",
                           SearchOptions(k=3, filters=Filters(collection=("bach",))))
     assert [h.track_id % 2 for h in res.hits] == [0, 0, 0]
+
+
+def test_every_mode_carries_the_detectors_verdict(service: SearchService) -> None:
+    from retrieval.search.weak_match import WeakMatchDetector
+
+    # A detector that calls everything below 0.999 weak: the verdict is the injected one's.
+    picky = SearchService(service.encoder, service.index, service.table,
+                          detector=WeakMatchDetector.fallback("tiny-test@32", 0.999))
+    o = SearchOptions(k=3)
+    results = [picky.search_text("a reel", o), picky.similar(42, o),
+               picky.recommend([42, "an air"], [44], "best_score", o),
+               picky.recommend([42], [], "average_vector", o)]
+    for r in results:
+        assert r.weak is not None and r.weak_match is r.weak.weak is True
+        assert r.weak.threshold == 0.5 and 0.0 <= r.weak.score <= 1.0
+        # k=3, but the signals read the ten best candidates
+        assert set(r.weak.signals) == {"top1", "top10", "gap"}
+        assert r.weak.signals["top1"] == pytest.approx(r.best_score, abs=1e-6)
+        assert r.weak.signals["gap"] > 0  # ten distinct cosines, not three
+    q = service.vectors[41]
+    full = np.sort(service.vectors @ q)[::-1]
+    sim = service.similar(42, o)  # excludes 42 itself
+    assert sim.weak.signals["top10"] == pytest.approx(float(full[1:11].mean()), abs=2e-3)
+    # page 2 of a query is as weak as page 1
+    p2 = service.search_text("a reel", SearchOptions(k=3, offset=3))
+    assert p2.weak == service.search_text("a reel", o).weak
+    empty = service.search_text("x", SearchOptions(filters=Filters(tempo_min=200, tempo_max=100)))
+    assert empty.weak.reason == "no track passed the filters" and empty.weak.weak
