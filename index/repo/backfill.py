@@ -365,40 +365,6 @@ def job_progress(factory: SessionFactory, job_id: int) -> JobProgress | None:
                            _aware(job.finished_at), _aware(job.updated_at))
 
 
-def generated_since(factory: SessionFactory, since: dt.datetime) -> int:
-    """Generated tracks stored since ``since`` (the generated-tracks-per-hour limit)."""
-    with factory() as session:
-        return int(session.scalar(select(func.count(Track.id)).where(
-            Track.origin == "generated", Track.created_at >= since)) or 0)
-
-
-def pending_candidates(factory: SessionFactory) -> int:
-    """Candidates still to come from queued and running jobs (``request["n"]`` less stored).
-
-    With :func:`generated_since` this is what a generated-tracks-per-hour limit must count: a
-    burst of weak searches queues jobs long before any of their tracks is stored.
-    """
-    with factory() as session:
-        jobs = session.execute(select(BackfillJob.id, BackfillJob.request)
-                               .where(BackfillJob.status.in_((QUEUED, RUNNING)))).all()
-        if not jobs:
-            return 0
-        stored = dict(session.execute(
-            select(TrackProvenance.job_id, func.count(TrackProvenance.id))
-            .where(TrackProvenance.job_id.in_([j for j, _ in jobs]))
-            .group_by(TrackProvenance.job_id)).all())
-    return sum(max(0, int((req or {}).get("n") or 0) - int(stored.get(j, 0))) for j, req in jobs)
-
-
-def get_provenance(factory: SessionFactory, track_id: int) -> TrackProvenance | None:
-    """The provenance row of a generated track (detached); None for a catalog track."""
-    with factory() as session:
-        row = session.scalar(select(TrackProvenance).where(TrackProvenance.track_id == track_id))
-        if row is not None:
-            session.expunge(row)
-        return row
-
-
 # ------------------------------------------------------------------- storing a keeper
 
 @dataclass(frozen=True)
@@ -515,3 +481,8 @@ def _generated_track(job: BackfillJob, checked: Any, content_hash: str, rel: str
         provenance={"job_id": job.id, "candidate_index": p.candidate_index,
                     "generator_id": p.generator_id, "weights_id": p.weights_id, "seed": p.seed},
         **fields)
+
+
+# The reads the limits and the API make live in their own module; re-exported so that
+# ``index.repo.backfill`` stays the one name callers use for the queue.
+from index.repo.backfill_reads import generated_since, get_provenance, pending_candidates  # noqa: E402, F401

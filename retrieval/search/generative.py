@@ -260,7 +260,9 @@ def generative_search(service: SearchService, prior: PriorPipeline,
     query = l2_normalize(pos.mean(0, keepdims=True))[0]
     cos = vectors(ids) @ query if len(ids) else np.zeros(0, np.float32)
     best = float(cos.max()) if len(cos) else None
-    weak = _weak_verdict(service, query, ids, seeds, pooled[0] if pooled else ([], []), vectors)
+    texts = [p for p in positives if isinstance(p, str)]
+    weak = _weak_verdict(service, query, ids, seeds, pooled[0] if pooled else ([], []), vectors,
+                         service.named_support(" ".join(texts)) if texts else None)
     page = slice(options.offset, options.offset + options.k)
     return GenerativeResult(
         ids=ids[page], scores=scores[page], cosines=cos[page].astype(np.float32),
@@ -270,13 +272,14 @@ def generative_search(service: SearchService, prior: PriorPipeline,
 
 def _weak_verdict(service: SearchService, query: np.ndarray, ranked: np.ndarray,
                   seeds: np.ndarray, pool: tuple[list[np.ndarray], list[np.ndarray]],
-                  vectors: Vectors) -> WeakMatch:
+                  vectors: Vectors, named: float | None = None) -> WeakMatch:
     """The detector's verdict on a generative result.
 
     ``top_scores``: the best cosines to the plain query over the whole candidate pool (every
     seed's, the query's and the mean's neighbours, plus the ranked ids), so they are on the
     scale plain search reports. ``prior_nn``: per seed, the cosine to its nearest catalog track
-    that passes the filters (the first of its neighbour list).
+    that passes the filters (the first of its neighbour list). ``named``: what the texts name,
+    found in the catalog (:meth:`SearchService.named_support`).
     """
     ids_l, scores_l = pool
     k = len(seeds)
@@ -284,4 +287,4 @@ def _weak_verdict(service: SearchService, query: np.ndarray, ranked: np.ndarray,
     cand = np.unique(np.concatenate([np.asarray(ranked, np.int64),
                                      *(np.asarray(i, np.int64) for i in ids_l)]))
     top = np.sort(vectors(cand) @ query)[::-1][:TOP_N] if len(cand) else np.zeros(0)
-    return service.detector.assess(top, prior_nn if len(prior_nn) else None)
+    return service.detector.assess(top, prior_nn if len(prior_nn) else None, named)

@@ -137,7 +137,22 @@ class SearchService:
         if not text or is_blank(text):
             raise InvalidQueryError("the text query is empty")
         vec = self.embed_texts([text])[0]
-        return self.search_vector(vec, options, prior_nn=prior_nn)
+        return self.search_vector(vec, options, prior_nn=prior_nn, named=self.named_support(text))
+
+    def named_support(self, text: str) -> float:
+        """How much of the catalog has what ``text`` names (:mod:`retrieval.search.named`).
+
+        Counted in the column store, so generated tracks count too: once backfill made
+        bagpipe tracks, "bagpipe music" is no longer a hole.
+        """
+        from retrieval.search.filters import Filters
+        from retrieval.search.named import named_support
+
+        def count(named: dict[str, list[str]]) -> int:
+            ids = self.table.match(Filters.from_values(named))
+            return len(self.table) if ids is None else len(ids)
+
+        return named_support(text, count, len(self.table))
 
     def search_audio(self, waveform: np.ndarray, options: SearchOptions | None = None
                      ) -> SearchResult:
@@ -230,10 +245,11 @@ class SearchService:
     # ------------------------------------------------------------------ the core
 
     def search_vector(self, vector: np.ndarray, options: SearchOptions | None = None, *,
-                      prior_nn: np.ndarray | None = None) -> SearchResult:
+                      prior_nn: np.ndarray | None = None, named: float | None = None) -> SearchResult:
         """Rank the catalog against one unit query vector ``[dim]``.
 
-        ``prior_nn``: as in :meth:`search_text`.
+        ``prior_nn``: as in :meth:`search_text`; ``named``: :meth:`named_support` of the
+        query's text (None for a query without one).
         """
         options = options or SearchOptions()
         self.validate(options)
@@ -245,7 +261,7 @@ class SearchService:
         # At least TOP_N candidates for the weak verdict; the page reads only the first
         # ``pool``, so a page is the same whatever the verdict needed.
         ids, scores, how = self.planner.candidates(vector, options, max(pool, TOP_N))
-        weak = self.detector.assess(scores[:TOP_N], prior_nn)
+        weak = self.detector.assess(scores[:TOP_N], prior_nn, named)
         return self._page(ids[:pool], scores[:pool], options, how, weak)
 
     def validate(self, o: SearchOptions) -> None:

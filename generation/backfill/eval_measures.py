@@ -1,0 +1,255 @@
+"""The measuring instruments of ``eval-backfill``: audio re-estimation, distances, the n-gram baseline.
+
+Split from :mod:`generation.backfill.evaluation` (which imports them from here): each answers
+one question about a set of candidates without knowing about holes or queries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from generation.symbolic.render import Events
+
+if TYPE_CHECKING:
+    from generation.generators.base import Candidate
+    from retrieval.encoders.base import Encoder
+
+log = logging.getLogger(__name__)
+Row = Mapping[str, Any]
+
+
+def _mode(r: Row) -> str | None:
+    from retrieval.captions import mode_family
+
+    return mode_family(r.get("mode"))
+
+
+# ---------------------------------------------------------------------- audio re-estimation
+
+_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+class AudioReader:
+    """Attributes re-estimated from audio alone (no score): what a listener could check.
+
+    Mode from the mean chroma's best Krumhansl–Kessler key; tempo from the comb salience of
+    the onset envelope's autocorrelation (heard beats of 0.35–1.1 s; a period whose half is
+    just as periodic loses: it is a bar, not a beat); meter class and ensemble
+    by the encoder's zero-shot choice among the alternatives' descriptions.
+    """
+
+    METER_TEXT = {"duple": "a tune in duple time, two or four beats to the bar",
+                  "triple": "a tune in triple time, three beats to the bar, like a waltz",
+                  "compound": "a tune in compound time, 6/8, like a jig"}
+
+    def __init__(self, encoder: Encoder, ensembles: Sequence[str]) -> None:
+        self.encoder = encoder
+        self.ensembles = list(ensembles)
+        self._meter = encoder.embed_text(list(self.METER_TEXT.values()))
+        self._ens = encoder.embed_text([f"music played on {e}" for e in self.ensembles])
+
+    def read(self, audio: np.ndarray, sample_rate: int, embedding: np.ndarray) -> dict[str, str]:
+        """Mode, tempo class, meter class and ensemble of ``audio`` (its embedding given)."""
+        import torch
+
+        from retrieval.captions import tempo_bucket
+        from retrieval.encoders.features import FPS, SAMPLE_RATE, compute_features
+
+        wave = _resample(np.asarray(audio, np.float32), sample_rate, SAMPLE_RATE)
+        f = compute_features(torch.from_numpy(wave))
+        chroma = f["chroma"][0, :12].mean(1).numpy()
+        best, minor = -2.0, False
+        for r in range(12):
+            for prof, is_minor in ((_KK_MAJOR, False), (_KK_MINOR, True)):
+                c = float(np.corrcoef(chroma, np.roll(prof, r))[0, 1])
+                if c > best:
+                    best, minor = c, is_minor
+        onset = f["onset"][0].numpy().astype(np.float64)
+        onset = onset - onset.mean()
+        n = len(onset)
+        spec = np.fft.rfft(onset, 2 * n)
+        ac = np.fft.irfft(np.abs(spec) ** 2, 2 * n)[:n]
+        ac = ac / (ac[0] + 1e-9)
+        lags = np.arange(int(0.35 * FPS), min(int(1.1 * FPS), n // 4))
+        # A period whose half is as periodic is a bar or a half-time reading, not the heard beat.
+        sal = [ac[p] + 0.25 * ac[min(2 * p, n - 1)] - 0.5 * ac[p // 2] for p in lags]
+        period = lags[int(np.argmax(sal))] if len(lags) else int(0.6 * FPS)
+        bpm = 60.0 * FPS / period
+        e = np.asarray(embedding, np.float32)
+        return {"mode": "minor" if minor else "major", "tempo_class": tempo_bucket(bpm),
+                "meter": list(self.METER_TEXT)[int(np.argmax(self._meter @ e))],
+                "ensemble": self.ensembles[int(np.argmax(self._ens @ e))]}
+
+
+def _resample(x: np.ndarray, sr: int, target: int) -> np.ndarray:
+    if sr == target:
+        return x
+    from scipy.signal import resample_poly
+
+    g = np.gcd(sr, target)
+    return resample_poly(x, target // g, sr // g).astype(np.float32)
+
+
+def score_attributes(c: Candidate) -> dict[str, str]:
+    """What the generated score says: meter class, KK mode of the melody, tempo, ensemble."""
+    from generation.generators.symbolic_eval import _score_mode
+    from retrieval.captions import meter_class
+
+    cond = c.conditioning
+    return {"meter": meter_class(c.score["meter"]) or "", "mode": _score_mode(c.score),
+            "tempo_class": str(cond.get("tempo_class", "")), "ensemble": str(cond.get("ensemble", ""))}
+
+
+def _metadata_attributes(r: Row) -> dict[str, str]:
+    from retrieval.captions import meter_class, tempo_bucket
+
+    return {"meter": meter_class(r.get("meter")) or "", "mode": _mode(r) or "",
+            "tempo_class": tempo_bucket(r["tempo_bpm"]) if r.get("tempo_bpm") else "",
+            "ensemble": str(r.get("ensemble") or "")}
+
+
+# ---------------------------------------------------------------------- distances
+
+def kad(x: np.ndarray, y: np.ndarray) -> float:
+    """Kernel audio distance: unbiased MMD² (x100) with a Gaussian kernel.
+
+    The bandwidth is the median pairwise distance of the pooled sets (NaN when a set has fewer than 2 rows).
+    """
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if len(x) < 2 or len(y) < 2:
+        return float("nan")
+    z = np.vstack([x, y])
+    d2 = np.maximum(((z[:, None, :] - z[None, :, :]) ** 2).sum(-1), 0.0)
+    iu = np.triu_indices(len(z), 1)
+    bw = float(np.median(np.sqrt(d2[iu]))) or 1.0
+    k = np.exp(-d2 / (2 * bw * bw))
+    n, m = len(x), len(y)
+    kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
+    mmd = ((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+           - 2 * kxy.mean())
+    return float(100.0 * mmd)
+
+
+def mean_pairwise_distance(v: np.ndarray) -> float:
+    """Mean ``1 - cos`` over pairs (NaN for fewer than two)."""
+    v = np.asarray(v, np.float64)
+    if len(v) < 2:
+        return float("nan")
+    s = v @ v.T
+    iu = np.triu_indices(len(v), 1)
+    return float(np.mean(1.0 - s[iu]))
+
+
+# ---------------------------------------------------------------------- n-gram baseline
+
+class NgramMelodyModel:
+    """Second-order Markov chain over (interval, duration) pairs of corpus melodies.
+
+    The classic symbolic baseline: it knows local melodic habits and nothing of the query,
+    of the embedding space, or of form. Pitches are kept in a two-octave window around the
+    start, the way folk melodies stay in their range.
+    """
+
+    def __init__(self, melodies: Sequence[tuple[np.ndarray, np.ndarray]], seed: int = 0) -> None:
+        self.table: dict[tuple[Any, Any], list[tuple[int, float]]] = {}
+        self.starts: list[tuple[tuple[int, float], tuple[int, float]]] = []
+        for pitch, dur in melodies:
+            if len(pitch) < 4:
+                continue
+            tok = [(int(pitch[i + 1] - pitch[i]), float(dur[i])) for i in range(len(pitch) - 1)]
+            self.starts.append((tok[0], tok[1]))
+            for a, b, c in zip(tok, tok[1:], tok[2:], strict=False):
+                self.table.setdefault((a, b), []).append(c)
+        if not self.starts:
+            raise ValueError("the n-gram model needs melodies of at least four notes")
+
+    def sample(self, length_ql: float, seed: int, bar_ql: float = 4.0) -> Events:
+        """A melody of at least ``length_ql`` quarter notes, from a corpus opening."""
+        rng = np.random.default_rng(seed)
+        a, b = self.starts[int(rng.integers(len(self.starts)))]
+        pitch, onset, durs, t, p = [72], [0.0], [], 0.0, 72
+        for tok in (a, b):
+            p = int(np.clip(p + tok[0], 60, 84))
+            durs.append(tok[1])
+            t += tok[1]
+            pitch.append(p)
+            onset.append(t)
+        while t < length_ql:
+            nxt = self.table.get((a, b))
+            c = nxt[int(rng.integers(len(nxt)))] if nxt else self.starts[int(rng.integers(len(self.starts)))][0]
+            p = int(np.clip(p + c[0], 60, 84))
+            durs.append(c[1])
+            t += c[1]
+            pitch.append(p)
+            onset.append(t)
+            a, b = b, c
+        durs.append(1.0)
+        n = len(pitch)
+        return Events(onset=np.array(onset), dur=np.maximum(np.array(durs), 0.125),
+                      pitch=np.array(pitch, np.int16), voice=np.zeros(n, np.int16),
+                      strength=np.zeros(n, np.float32), length_ql=float(t + 1.0), n_voices=1,
+                      bar_ql=bar_ql, beat_ql=1.0)
+
+
+def corpus_melodies(n: int, seed: int = 0) -> list[Events]:
+    """Top voices of ``n`` corpus pieces (random, seeded), for the n-gram model and the stats."""
+    from generation.symbolic.corpus import list_sources
+    from generation.symbolic.render import load_score, score_to_events
+
+    sources = list_sources()
+    order = np.random.default_rng(seed).permutation(len(sources))
+    out: list[Events] = []
+    for i in order:
+        if len(out) >= n:
+            break
+        s = sources[int(i)]
+        try:
+            ev = score_to_events(load_score(_corpus_path(s.path), s.abc))
+        except Exception as e:  # a few corpus files do not parse; the model needs a sample
+            log.debug("skip %s: %s", s.piece_id, e)
+            continue
+        top = ev.voice == 0
+        if top.sum() >= 8:
+            out.append(ev)
+    return out
+
+
+def _corpus_path(rel: str) -> Any:
+    from generation.symbolic.corpus import corpus_root
+
+    return corpus_root() / rel
+
+
+def _melody_pairs(ev: Events) -> tuple[np.ndarray, np.ndarray]:
+    top = np.flatnonzero(ev.voice == 0)
+    order = top[np.argsort(ev.onset[top], kind="stable")]
+    on = ev.onset[order]
+    first = np.append(True, np.diff(on) > 1e-6)
+    order = order[first]
+    on = ev.onset[order]
+    dur = np.append(np.diff(on), ev.dur[order][-1] if len(order) else 1.0)
+    return ev.pitch[order].astype(np.int64), np.round(np.maximum(dur, 0.125) * 12) / 12
+
+
+def _crossfade(path_a: str | None, path_b: str | None, sr: int, seconds: float) -> np.ndarray | None:
+    """A's first half fading (over 2 s) into B's second half, ``seconds`` long, mono at ``sr``."""
+    import soundfile as sf
+
+    try:
+        a, sa = sf.read(str(path_a), dtype="float32", always_2d=True)
+        b, sb = sf.read(str(path_b), dtype="float32", always_2d=True)
+    except Exception as e:  # a moved source file: the baseline skips this pair
+        log.debug("crossfade skipped: %s", e)
+        return None
+    a, b = _resample(a.mean(1), sa, sr), _resample(b.mean(1), sb, sr)
+    n = int(seconds * sr)
+    a, b = np.resize(a, n), np.resize(b, n)
+    fade = int(2 * sr)
+    mid = n // 2
+    w = np.clip((np.arange(n) - (mid - fade // 2)) / fade, 0.0, 1.0).astype(np.float32)
+    return (1 - w) * a + w * b
