@@ -133,11 +133,12 @@ function render(data, append) {
   for (const { score, track } of data.results) list.appendChild(resultItem(score, track));
   const n = list.children.length;
   const spread = data.query && data.query.spread !== undefined ? ` — seed spread ${data.query.spread.toFixed(2)} (query uncertainty)` : "";
-  const weak = data.weak_match && !data.backfill ? " — weak match: nothing in the catalog is very close" : "";
-  setStatus(n ? `${n} result${n === 1 ? "" : "s"}${spread}${weak}` : "No results", data.weak_match && !data.backfill);
+  const weak = data.weak_match && !(data.backfill && data.backfill.job_id) ? " — weak match: nothing in the catalog is very close" : "";
+  setStatus(n ? `${n} result${n === 1 ? "" : "s"}${spread}${weak}` : "No results", data.weak_match && !(data.backfill && data.backfill.job_id));
   $("#more-btn").hidden = data.results.length < state.k;
   mapShowResults(resultIds());
-  if (!append && data.backfill) followJob(data.backfill, { query: state.lastText, kind: "backfill" });
+  // "limited" (past the hourly cap) has no job to follow: the weak-match note says it all.
+  if (!append && data.backfill && data.backfill.job_id) followJob(data.backfill, { query: state.lastText, kind: "backfill" });
 }
 
 async function run(query, append = false) {
