@@ -38,6 +38,9 @@ def eval_backfill_command(
                                    help="Candidates per hole query (and per baseline)."),
     duration: float = typer.Option(20.0, "--duration", min=2.0, max=60.0, help="Seconds per candidate."),
     rounds: int = typer.Option(3, "--rounds", min=1, max=8, help="Candidate-search rounds of the generator."),
+    query_weight: float = typer.Option(0.5, "--query-weight", min=0.0, max=1.0,
+                                       help="The query's share in the generator's and the re-ranking's score."),
+    oversample: int = typer.Option(2, "--oversample", min=1, max=8, help="Candidates generated per keeper."),
     holes: list[str] = typer.Option(None, "--hole", help="Only these holes (repeatable; default: all six)."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Run the five baselines too."),
     corpus_pieces: int = typer.Option(300, "--corpus-pieces", min=20,
@@ -69,7 +72,7 @@ def eval_backfill_command(
     ngram = None if detector_only else NgramIndex.load(path)
     cfg = EvalConfig(n_candidates=candidates, duration_s=duration, search_rounds=rounds,
                      corpus_pieces=corpus_pieces, seed=seed, holes=chosen, baselines=baselines,
-                     generate=not detector_only)
+                     generate=not detector_only, query_weight=query_weight, oversample=oversample)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("hole queries", total=None)

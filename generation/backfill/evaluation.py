@@ -108,6 +108,8 @@ class EvalConfig:
     prior_samples: int = 8
     search_rounds: int = 3
     pool: int | None = None  # candidates per search round (None: the generator's default)
+    query_weight: float = 0.5  # the query's share in the generator's and re-ranking's score
+    oversample: int = 2  # candidates generated per keeper wanted
     corpus_pieces: int = 300
     max_queries_per_hole: int | None = None  # None: every query aimed at the hole
     seed: int = 0
@@ -157,7 +159,9 @@ def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: N
         # oversampling, its re-ranking), exactly what a worker does for a job.
         holed = _HoledCatalog(cat.ids[keep], m_left, thr)
         pipe = BackfillPipeline(encoder, prior, gen, ngram=ngram, catalog=holed,
-                                config=BackfillConfig(prior_samples=cfg.prior_samples))
+                                config=BackfillConfig(prior_samples=cfg.prior_samples,
+                                                      query_weight=cfg.query_weight,
+                                                      oversample=cfg.oversample))
         outcomes = [o for o in pipe.run(q.text, JobRequest(cfg.n_candidates, cfg.duration_s), seed)
                     if isinstance(o, Outcome)]
         found["generated"] = _judge_outcomes(outcomes, tools.reader, ngram)
@@ -210,7 +214,7 @@ def _load_tools(cfg: EvalConfig, encoder: Encoder, ngram: NgramIndex) -> tuple[A
     from generation.symbolic import tokens as T
 
     gen = SymbolicGenerator(encoder=encoder, condition="auto", search_rounds=cfg.search_rounds,
-                            pool=cfg.pool)
+                            pool=cfg.pool, query_weight=cfg.query_weight)
     uncond = SymbolicGenerator(encoder=encoder, condition="none", search_rounds=1,
                                pool=cfg.n_candidates)
     reader = AudioReader(encoder, [e for e in T.ENSEMBLES if e != "unknown"])
