@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -59,6 +60,14 @@ def build_catalog(home: Path, n: int = 18) -> TinyEncoder:
         rows.append(row)
     (src / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     enc = TinyEncoder()
+    summary = ingest_embedded(home, src, enc)
+    assert summary.ingested == n, summary
+    return enc
+
+
+def ingest_embedded(home: Path, src: Path, encoder: Any) -> Any:
+    """Ingest ``src`` (with its ``metadata.jsonl``) into ``home``'s catalog, each batch embedded
+    by ``encoder`` in the same transaction; the ingest summary."""
     settings = Settings(home=home)
     factory = open_catalog(settings.resolved_database_url)
     store = AudioStore(settings.audio_dir)
@@ -66,15 +75,16 @@ def build_catalog(home: Path, n: int = 18) -> TinyEncoder:
     def embed(session, tracks) -> None:  # noqa: ANN001 - the ingest hook's signature
         from index.audio import decode
 
-        waves = [decode(store.path_for(t.audio_path), enc.sample_rate) for t in tracks]
-        for t, v in zip(tracks, enc.embed_audio(waves), strict=True):
-            session.add(Embedding(track_id=t.id, encoder_id=enc.id, dim=enc.dim,
+        waves = [decode(store.path_for(t.audio_path), encoder.sample_rate) for t in tracks]
+        for t, v in zip(tracks, encoder.embed_audio(waves), strict=True):
+            session.add(Embedding(track_id=t.id, encoder_id=encoder.id, dim=encoder.dim,
                                   vector=v.astype("<f4").tobytes()))
 
-    summary = ingest([src], factory, store, metadata=src / "metadata.jsonl", on_batch=embed,
-                     progress=False)
-    assert summary.ingested == n, summary
-    return enc
+    try:
+        return ingest([src], factory, store, metadata=src / "metadata.jsonl", on_batch=embed,
+                      progress=False)
+    finally:
+        factory.kw["bind"].dispose()
 
 
 def wav_bytes(seconds: float = 1.5, freq: float = 220.0) -> bytes:

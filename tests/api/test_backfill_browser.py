@@ -21,7 +21,7 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from tests.api.conftest import API_KEY, serve_in_thread, tone
+from tests.api.conftest import API_KEY, ingest_embedded, serve_in_thread, tone
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -34,13 +34,6 @@ def _catalog(home: Path, encoder: object) -> None:
     """Six tones, six works, ingested and embedded by ``encoder`` into ``home``'s catalog."""
     import soundfile as sf
 
-    from index.audio import decode
-    from index.db import open_catalog
-    from index.ingest import ingest
-    from index.models import Embedding
-    from index.store import AudioStore
-
-    settings = Settings(home=home)
     src = home / "src"
     src.mkdir(parents=True)
     rows = []
@@ -49,18 +42,8 @@ def _catalog(home: Path, encoder: object) -> None:
         rows.append({"path": f"tone{i}.wav", "title": f"Tone {i}", "piece_id": f"work/{i}",
                      "meter": "4/4", "mode": "major", "instruments": ["synth"]})
     (src / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    factory = open_catalog(settings.resolved_database_url)
-    store = AudioStore(settings.audio_dir)
-
-    def embed(session, tracks) -> None:  # noqa: ANN001 - the ingest hook's signature
-        waves = [decode(store.path_for(t.audio_path), encoder.sample_rate) for t in tracks]
-        for t, v in zip(tracks, encoder.embed_audio(waves), strict=True):
-            session.add(Embedding(track_id=t.id, encoder_id=encoder.id, dim=encoder.dim,
-                                  vector=v.astype("<f4").tobytes()))
-
-    summary = ingest([src], factory, store, metadata=src / "metadata.jsonl", on_batch=embed, progress=False)
+    summary = ingest_embedded(home, src, encoder)
     assert summary.ingested == 6, summary
-    factory.kw["bind"].dispose()
 
 
 def test_a_hole_query_is_filled_while_the_user_watches(tmp_path: Path) -> None:
