@@ -120,6 +120,11 @@ def _print(report: dict) -> None:
     for name, s in report["summary"].items():
         m.add_row(name, *(fmt.format(s[k]) if k in s else "-" for k, _, fmt in _METHOD_COLS))
     c.print(m)
+    g = report["summary"].get("generated", {})
+    gates = {k.removeprefix("rejected_"): v for k, v in g.items() if k.startswith("rejected_")}
+    if gates:
+        c.print("generated candidates refused, by gate (one can be refused by several): "
+                + ", ".join(f"{k} {v:.2f}" for k, v in gates.items()))
     cs = report.get("corpus_stats") or {}
     if cs:
         c.print("corpus melodies: " + ", ".join(f"{k} {v:.3f}" for k, v in cs.items()))

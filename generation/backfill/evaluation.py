@@ -97,6 +97,7 @@ class Method:
     score_attrs: list[dict[str, str]] = field(default_factory=list)
     audio_attrs: list[dict[str, str]] = field(default_factory=list)
     stats: list[dict[str, float]] = field(default_factory=list)
+    rejected_by: list[tuple[str, ...]] = field(default_factory=list)  # per item: gates that refused it
 
 
 @dataclass
@@ -354,6 +355,7 @@ def _judge_outcomes(outcomes: Sequence[Any], reader: AudioReader, ngram: NgramIn
         notes = melody_notes(c.score)
         me.all_embeddings.append(o.embedding)
         me.above_gate.append(not o.kept)
+        me.rejected_by.append(tuple(o.rejected_by))
         me.copied_runs.append(ngram.longest_copied_run(notes) if notes is not None else 0)
         if o.kept:
             me.embeddings.append(o.embedding)
@@ -396,6 +398,8 @@ def _query_figures(me: Method, qv: np.ndarray, best_left: float, best_gone: floa
             "win": bool(best > best_left + 1e-6) if len(kept) else False,  # a tie is no win
             "ceiling_ratio": best / best_gone if len(kept) and best_gone > 0 else float("nan"),
             "above_gate": float(np.mean(me.above_gate)) if me.above_gate else float("nan"),
+            **{f"rejected_{g}": float(np.mean([g in r for r in me.rejected_by]))
+               for g in ("embedding", "siblings", "melody") if me.rejected_by},
             "longest_copied_run": int(max(me.copied_runs, default=0)),
             "attr_score": honoured(me.score_attrs), "attr_audio": honoured(me.audio_attrs),
             "diversity": mean_pairwise_distance(kept)}
@@ -410,7 +414,7 @@ def _summarise(per_query: list[dict[str, Any]], by_hole: dict[str, dict[str, lis
         rows = [q["methods"][name] for q in per_query if name in q["methods"]]
 
         def mean(key: str, rows: list[dict[str, Any]] = rows) -> float:
-            v = np.array([r[key] for r in rows], np.float64)
+            v = np.array([r.get(key, np.nan) for r in rows], np.float64)
             v = v[np.isfinite(v)]
             return float(v.mean()) if len(v) else float("nan")
 
@@ -427,6 +431,8 @@ def _summarise(per_query: list[dict[str, Any]], by_hole: dict[str, dict[str, lis
             "win_rate": float(np.mean([r["win"] for r in rows])), "ceiling_ratio": mean("ceiling_ratio"),
             "attr_score": mean("attr_score"), "attr_audio": mean("attr_audio"),
             "above_gate": mean("above_gate"),
+            **{f"rejected_{g}": mean(f"rejected_{g}") for g in ("embedding", "siblings", "melody")
+               if any(f"rejected_{g}" in r for r in rows)},
             "longest_copied_run": float(max((r["longest_copied_run"] for r in rows), default=0)),
             "diversity": mean("diversity"),
             "real_diversity": float(np.nanmean([q["real_diversity"] for q in per_query])),
