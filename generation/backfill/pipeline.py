@@ -263,8 +263,11 @@ class BackfillPipeline:
         done = self.catalog.stored_candidates(job_id) if self.catalog is not None and job_id is not None else set()
         want = min(request.n * self.config.oversample, MAX_CANDIDATES)
         yield Report({"stage": "generating", "generating": want})
+        avoid = cat is not None and cat.threshold is not None and len(cat.vectors) > 0
         gen_request = GenerationRequest(text=query, target_embeddings=samples, attributes=request.attributes,
-                                        duration_s=request.duration_s, n_candidates=want, seed=seed)
+                                        duration_s=request.duration_s, n_candidates=want, seed=seed,
+                                        avoid_embeddings=cat.vectors if avoid else None,
+                                        avoid_threshold=cat.threshold if avoid else None)
         candidates = self.generator.generate(gen_request)
         ranked = self._rerank(candidates, samples, text_vec)
         tally = _Tally(generated=len(candidates))

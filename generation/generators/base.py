@@ -58,6 +58,13 @@ class GenerationRequest:
         duration_s: seconds of audio per candidate.
         n_candidates: how many candidates to make.
         seed: candidate ``i`` uses ``(seed + i) % 2**32``.
+        avoid_embeddings: float32 ``[m, d]`` audio embeddings the candidates should not sound
+            like (the catalog the backfill fills, in the encoder's space), or ``None``. A
+            generator with a candidate search (``symbolic``) penalises closeness above
+            ``avoid_threshold`` in its objective, so the novelty gate refuses fewer of its
+            candidates; others may ignore it (the gate still applies after them).
+        avoid_threshold: the cosine above which closeness to ``avoid_embeddings`` is penalised
+            (the gate's bar); required with ``avoid_embeddings``.
 
     Raises:
         GenerationError: on construction, for a value out of bounds (named in the message).
@@ -69,6 +76,8 @@ class GenerationRequest:
     duration_s: float = 10.0
     n_candidates: int = 4
     seed: int = 0
+    avoid_embeddings: np.ndarray | None = None
+    avoid_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if self.text is not None:
@@ -78,6 +87,13 @@ class GenerationRequest:
                 raise GenerationError(f"text has {len(self.text)} characters; at most {MAX_TEXT_CHARS}")
         object.__setattr__(self, "target_embeddings", _checked_targets(self.target_embeddings))
         object.__setattr__(self, "attributes", _checked_attributes(self.attributes))
+        object.__setattr__(self, "avoid_embeddings", _checked_targets(self.avoid_embeddings))
+        t = self.avoid_threshold
+        if (self.avoid_embeddings is None) != (t is None):
+            raise GenerationError("avoid_embeddings and avoid_threshold go together (both or neither)")
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int | float)
+                              or not math.isfinite(t) or not -1.0 <= t <= 1.0):
+            raise GenerationError(f"avoid_threshold must be a cosine in [-1, 1], got {t!r}")
         d = self.duration_s
         if isinstance(d, bool) or not isinstance(d, int | float) or not math.isfinite(d) \
                 or not MIN_DURATION_S <= d <= MAX_DURATION_S:

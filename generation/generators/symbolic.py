@@ -57,6 +57,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 CONDITIONS = ("auto", "targets", "text", "none")
+#: Search-score cost per unit of cosine above the novelty bar (a typical spread of candidates'
+#: scores is ~0.05, so 0.02 over the bar costs about as much as being the worst of a round).
+NOVELTY_PENALTY = 4.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class _Made:
     params: _Params
     candidate: Candidate
     score: float = 0.0
+    embedding: np.ndarray | None = None
 
 
 class SymbolicGenerator:
@@ -171,14 +175,14 @@ class SymbolicGenerator:
             params = [rng_dist.draw((request.seed + j + i) % SEED_LIMIT, first=r == 0) for i in range(pool)]
             j += pool
             batch = self._make(params, request, targets, forced, variant)
-            self._score(batch, targets, query_vec)
+            self._score(batch, targets, query_vec, request)
             made += batch
             if r + 1 < self.search_rounds:
                 elite = sorted(batch, key=lambda m: -m.score)[:max(2, pool // 4)]
                 rng_dist = rng_dist.refit([m.params for m in elite], [m.candidate for m in elite])
         made.sort(key=lambda m: -m.score)
         out = []
-        for m in made[:request.n_candidates]:
+        for m in _distinct(made, request):
             cond = dict(m.candidate.conditioning)
             cond["search"] = {"score": round(m.score, 5), "rounds": self.search_rounds, "pool": pool}
             out.append(replace(m.candidate, conditioning=cond))
@@ -257,16 +261,59 @@ class SymbolicGenerator:
                          weights_id=self.weights_id)
         return _Made(p, cand)
 
-    def _score(self, batch: list[_Made], targets: np.ndarray | None, query_vec: np.ndarray | None) -> None:
-        from generation.generators.rerank import score_candidates
+    def _score(self, batch: list[_Made], targets: np.ndarray | None, query_vec: np.ndarray | None,
+               request: GenerationRequest | None = None) -> None:
+        """Search score: closeness to the targets and the query, less a novelty penalty.
 
+        With ``request.avoid_embeddings`` (the catalog), a candidate whose nearest one is above
+        ``avoid_threshold`` (the novelty gate's bar) loses :data:`NOVELTY_PENALTY` per unit of
+        excess cosine, so the cross-entropy rounds move toward candidates the gate will keep
+        instead of spending the budget on near-copies it will refuse.
+        """
+        from generation.generators.rerank import embed_candidates, score_candidates
+
+        avoid = request.avoid_embeddings if request is not None else None
+        emb = None
         if targets is None and query_vec is None:
-            return  # nothing to compare with: keep the sampling order
-        ref = targets if targets is not None else query_vec[None, :]
-        s = score_candidates([m.candidate for m in batch], self.encoder, ref,
-                             query_vec if targets is not None else None, self.query_weight)
-        for m, v in zip(batch, s.total, strict=True):
-            m.score = float(v)
+            if avoid is None:
+                return  # nothing to compare with: keep the sampling order
+            emb = embed_candidates([m.candidate for m in batch], self.encoder)
+            total = np.zeros(len(batch), np.float32)
+        else:
+            ref = targets if targets is not None else query_vec[None, :]
+            s = score_candidates([m.candidate for m in batch], self.encoder, ref,
+                                 query_vec if targets is not None else None, self.query_weight)
+            emb, total = s.embeddings, s.total
+        if avoid is not None:
+            unit = avoid / np.maximum(np.linalg.norm(avoid, axis=1, keepdims=True), 1e-8)
+            near = (emb @ unit.T).max(1)
+            total = total - NOVELTY_PENALTY * np.maximum(0.0, near - float(request.avoid_threshold))
+            for m, v in zip(batch, near, strict=True):
+                m.candidate.conditioning["nearest_avoid"] = round(float(v), 5)
+        for m, v, e in zip(batch, total, emb, strict=True):
+            m.score, m.embedding = float(v), e
+
+
+def _distinct(made: list[_Made], request: GenerationRequest) -> list[_Made]:
+    """The best ``n_candidates``, skipping one that sounds like a better one already chosen.
+
+    Only with a novelty bar (``request.avoid_threshold``): the backfill gate holds a job's
+    keepers to the same bar against each other, so near-twins would be refused there anyway.
+    Short of distinct candidates, the best of the skipped ones fill the list.
+    """
+    n = request.n_candidates
+    if request.avoid_threshold is None:
+        return made[:n]
+    chosen: list[_Made] = []
+    skipped: list[_Made] = []
+    for m in made:
+        if len(chosen) == n:
+            break
+        twin = m.embedding is not None and any(
+            c.embedding is not None and float(m.embedding @ c.embedding) > request.avoid_threshold
+            for c in chosen)
+        (skipped if twin else chosen).append(m)
+    return chosen + skipped[: n - len(chosen)]
 
 
 class _Distribution:

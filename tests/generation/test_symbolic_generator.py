@@ -128,6 +128,28 @@ def test_search_returns_best_first_reproducibly_with_full_records(tiny_weights: 
     np.testing.assert_array_equal(again[0].audio, cands[0].audio)
 
 
+def test_the_search_steers_away_from_what_it_must_avoid(tiny_weights: Path) -> None:
+    """With the catalog to avoid, the returned candidates sit further from it than without."""
+    from generation.errors import GenerationError
+    from generation.generators.rerank import embed_candidates
+
+    enc = StubEncoder("stub@1")
+    gen = SymbolicGenerator(tiny_weights, encoder=enc, search_rounds=2, pool=8, bars=4)
+    targets = enc.embed_text(["a", "b"])
+    base = dict(text="a reel", target_embeddings=targets, duration_s=2.0, n_candidates=2, seed=3)
+    free = gen.generate(GenerationRequest(**base))
+    # Avoid exactly what the free search liked best: every candidate now pays for closeness.
+    avoid = embed_candidates(free, enc)
+    steered = gen.generate(GenerationRequest(**base, avoid_embeddings=avoid, avoid_threshold=-1.0))
+    near_free = (embed_candidates(free, enc) @ avoid.T).max(1)
+    near_steered = np.array([c.conditioning["nearest_avoid"] for c in steered])
+    assert near_steered.mean() < near_free.mean() - 1e-6
+    with pytest.raises(GenerationError, match="both or neither"):
+        GenerationRequest(**base, avoid_embeddings=avoid)
+    with pytest.raises(GenerationError, match="cosine"):
+        GenerationRequest(**base, avoid_embeddings=avoid, avoid_threshold=2.0)
+
+
 def test_one_round_keeps_the_seed_contract(tiny_weights: Path) -> None:
     gen = SymbolicGenerator(tiny_weights, encoder=StubEncoder("stub@1"), search_rounds=1, bars=2)
     cands = gen.generate(GenerationRequest(attributes={"meter": "6/8"}, duration_s=1.0, n_candidates=2, seed=4))
