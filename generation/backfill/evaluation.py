@@ -158,10 +158,8 @@ def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: N
 
         # The production path: BackfillPipeline.run over the holed catalog (its gate, its
         # oversampling, its re-ranking), exactly what a worker does for a job.
-        holed = _HoledCatalog(cat.ids[keep], m_left, thr)
-        pipe = BackfillPipeline(encoder, prior, gen, ngram=ngram, catalog=holed,
-                                config=BackfillConfig(prior_samples=cfg.prior_samples,
-                                                      query_weight=cfg.query_weight,
+        pipe = BackfillPipeline(encoder, prior, gen, ngram=ngram, catalog=_HoledCatalog(cat.ids[keep], m_left, thr),
+                                config=BackfillConfig(cfg.prior_samples, query_weight=cfg.query_weight,
                                                       oversample=cfg.oversample))
         outcomes = [o for o in pipe.run(q.text, JobRequest(cfg.n_candidates, cfg.duration_s), seed)
                     if isinstance(o, Outcome)]
