@@ -61,8 +61,8 @@ class AudioLDM2Generator(DiffusersAudioGenerator):
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         lm = load_or_explain("the GPT-2 language model", path / "language_model", EXTRA, lambda: (
-            GPT2LMHeadModel.from_pretrained(path / "language_model", local_files_only=True,
-                                            dtype=self.dtype)))
+            _head_tied(GPT2LMHeadModel.from_pretrained(path / "language_model", local_files_only=True,
+                                                       dtype=self.dtype))))
         pipe = load_or_explain("AudioLDM2Pipeline", path, EXTRA, lambda: (
             AudioLDM2Pipeline.from_pretrained(path, language_model=lm, local_files_only=True,
                                               dtype=self.dtype)))
@@ -76,3 +76,18 @@ class AudioLDM2Generator(DiffusersAudioGenerator):
                          guidance_scale=self.guidance_scale, negative_prompt=negative,
                          num_waveforms_per_prompt=1, generator=generators,
                          output_type="pt").audios
+
+
+def _head_tied(lm: torch.nn.Module) -> torch.nn.Module:
+    """The LM head tied to the token embeddings when loading left it without data.
+
+    A ``GPT2Model`` checkpoint has no ``lm_head`` weights; transformers normally ties the head
+    to ``wte``, but a load that skips the tie (seen intermittently in CI: the head stayed on the
+    ``meta`` device and ``pipe.to(device)`` failed) would leave it empty. The head is never used
+    (only hidden states are), so tying it is exact for this pipeline.
+    """
+    head = getattr(lm, "lm_head", None)
+    if head is not None and head.weight.is_meta:
+        head.weight = lm.get_input_embeddings().weight
+    return lm
+

@@ -73,3 +73,16 @@ def test_incomplete_pipeline(tmp_path: Path, ckpt: Path) -> None:
     with pytest.raises(GeneratorWeightsNotFound, match="language_model/config.json") as e:
         load_generator("audioldm2", d, device="cpu")
     assert "language_model/*.safetensors or language_model/*.bin" in str(e.value)
+
+
+def test_an_untied_lm_head_left_on_meta_is_tied_to_the_embeddings() -> None:
+    import torch
+    import transformers
+
+    from generation.generators.audioldm2 import _head_tied
+
+    lm = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_embd=16, n_head=2, n_layer=1, vocab_size=64))
+    lm.lm_head.weight = torch.nn.Parameter(torch.empty(64, 16, device="meta"))
+    out = _head_tied(lm)
+    assert not out.lm_head.weight.is_meta and out.lm_head.weight is out.transformer.wte.weight
+    out.to("cpu")  # what failed in CI before the tie
