@@ -22,12 +22,6 @@ log = logging.getLogger(__name__)
 Row = Mapping[str, Any]
 
 
-def _mode(r: Row) -> str | None:
-    from retrieval.captions import mode_family
-
-    return mode_family(r.get("mode"))
-
-
 # ---------------------------------------------------------------------- audio re-estimation
 
 _KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -106,9 +100,9 @@ def score_attributes(c: Candidate) -> dict[str, str]:
 
 
 def _metadata_attributes(r: Row) -> dict[str, str]:
-    from retrieval.captions import meter_class, tempo_bucket
+    from retrieval.captions import meter_class, mode_family, tempo_bucket
 
-    return {"meter": meter_class(r.get("meter")) or "", "mode": _mode(r) or "",
+    return {"meter": meter_class(r.get("meter")) or "", "mode": mode_family(r.get("mode")) or "",
             "tempo_class": tempo_bucket(r["tempo_bpm"]) if r.get("tempo_bpm") else "",
             "ensemble": str(r.get("ensemble") or "")}
 

@@ -14,18 +14,15 @@ below are generous bounds for a loaded CI machine.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from api.app import create_app
 from api.settings import Settings
+from tests.api.browser import chromium_page
 from tests.api.conftest import API_KEY, ingest_embedded, serve_in_thread, tone
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 SCREENSHOT = Path("/tmp/tunescope-backfill.png")
 
@@ -47,10 +44,6 @@ def _catalog(home: Path, encoder: object) -> None:
 
 
 def test_a_hole_query_is_filled_while_the_user_watches(tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright not installed (pip install playwright)")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}: `make browser` installs it (apt, root)")
     from generation.backfill.novelty import build_ngram_index
     from generation.symbolic.corpus import list_sources
     from retrieval.encoders import load_encoder
@@ -62,44 +55,37 @@ def test_a_hole_query_is_filled_while_the_user_watches(tmp_path: Path) -> None:
                         backfill_candidates=2, backfill_duration_s=10.0, worker_poll_s=0.2)
     build_ngram_index([s for s in list_sources() if s.family == "irish"][:20]).save(settings.novelty_index_path)
 
-    with serve_in_thread(create_app(settings, encoder=encoder)) as url, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url + "/")
-            page.fill("#q", "bagpipe music")
-            with page.expect_response(lambda r: "/v1/search" in r.url and "bagpipe" in r.url) as resp:
-                page.click("#search-btn")
-            body = resp.value.json()
-            # At once: the page of (poor) catalog matches, the verdict and the queued job.
-            assert body["weak_match"] is True and body["weak_match_detail"]["reason"]
-            assert body["backfill"]["job_id"] and body["backfill"]["status"] in ("queued", "running")
-            assert all(r["track"]["origin"] == "catalog" for r in body["results"])
-            page.wait_for_selector("#backfill:not([hidden])")
-            assert "generating" in page.inner_text("#backfill").lower()
+    with serve_in_thread(create_app(settings, encoder=encoder)) as url, chromium_page() as (page, errors):
+        page.goto(url + "/")
+        page.fill("#q", "bagpipe music")
+        with page.expect_response(lambda r: "/v1/search" in r.url and "bagpipe" in r.url) as resp:
+            page.click("#search-btn")
+        body = resp.value.json()
+        # At once: the page of (poor) catalog matches, the verdict and the queued job.
+        assert body["weak_match"] is True and body["weak_match_detail"]["reason"]
+        assert body["backfill"]["job_id"] and body["backfill"]["status"] in ("queued", "running")
+        assert all(r["track"]["origin"] == "catalog" for r in body["results"])
+        page.wait_for_selector("#backfill:not([hidden])")
+        assert "generating" in page.inner_text("#backfill").lower()
 
-            # The worker in the server generates; the page inserts each stored track.
-            page.wait_for_selector("#results li.result.generated", timeout=300_000)
-            fresh = page.locator("#results li.result.generated").first
-            assert fresh.locator(".badge.gen").is_visible()
-            assert fresh.locator("audio").get_attribute("src").startswith("/v1/tracks/")
-            fresh.locator(".provenance summary").click()
-            page.wait_for_function("() => document.querySelector('#results li.result.generated "
-                                   ".prov-body')?.textContent.includes('symbolic')", timeout=30_000)
-            page.wait_for_selector("#backfill[data-state='done']", timeout=300_000)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+        # The worker in the server generates; the page inserts each stored track.
+        page.wait_for_selector("#results li.result.generated", timeout=300_000)
+        fresh = page.locator("#results li.result.generated").first
+        assert fresh.locator(".badge.gen").is_visible()
+        assert fresh.locator("audio").get_attribute("src").startswith("/v1/tracks/")
+        fresh.locator(".provenance summary").click()
+        page.wait_for_function("() => document.querySelector('#results li.result.generated "
+                               ".prov-body')?.textContent.includes('symbolic')", timeout=30_000)
+        page.wait_for_selector("#backfill[data-state='done']", timeout=300_000)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-            # Searching again: a generated track now ranks above every catalog track.
-            with page.expect_response(lambda r: "/v1/search" in r.url and "bagpipe" in r.url) as again:
-                page.click("#search-btn")
-            results = again.value.json()["results"]
-            assert results[0]["track"]["origin"] == "generated", [r["track"]["origin"] for r in results]
-            best_catalog = max(r["score"] for r in results if r["track"]["origin"] == "catalog")
-            assert results[0]["score"] > best_catalog
-            audio = page.request.get(url + results[0]["track"]["audio_url"])
-            assert audio.ok and len(audio.body()) > 1000
-            assert not errors, errors
-        finally:
-            browser.close()
+        # Searching again: a generated track now ranks above every catalog track.
+        with page.expect_response(lambda r: "/v1/search" in r.url and "bagpipe" in r.url) as again:
+            page.click("#search-btn")
+        results = again.value.json()["results"]
+        assert results[0]["track"]["origin"] == "generated", [r["track"]["origin"] for r in results]
+        best_catalog = max(r["score"] for r in results if r["track"]["origin"] == "catalog")
+        assert results[0]["score"] > best_catalog
+        audio = page.request.get(url + results[0]["track"]["audio_url"])
+        assert audio.ok and len(audio.body()) > 1000
+        assert not errors, errors
