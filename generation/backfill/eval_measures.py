@@ -91,11 +91,11 @@ def _resample(x: np.ndarray, sr: int, target: int) -> np.ndarray:
 
 def score_attributes(c: Candidate) -> dict[str, str]:
     """What the generated score says: meter class, KK mode of the melody, tempo, ensemble."""
-    from generation.generators.symbolic_eval import _score_mode
+    from generation.generators.symbolic_render import score_mode
     from retrieval.captions import meter_class
 
     cond = c.conditioning
-    return {"meter": meter_class(c.score["meter"]) or "", "mode": _score_mode(c.score),
+    return {"meter": meter_class(c.score["meter"]) or "", "mode": score_mode(c.score),
             "tempo_class": str(cond.get("tempo_class", "")), "ensemble": str(cond.get("ensemble", ""))}
 
 

@@ -48,6 +48,7 @@ from generation.generators.symbolic_render import (
     instrumentation,
     play,
     score_json,
+    score_mode,
 )
 from generation.generators.symbolic_training import DEFAULT_WEIGHTS, load_model
 from generation.symbolic import tokens as T
@@ -60,6 +61,10 @@ CONDITIONS = ("auto", "targets", "text", "none")
 #: Search-score cost per unit of cosine above the novelty bar (a typical spread of candidates'
 #: scores is ~0.05, so 0.02 over the bar costs about as much as being the worst of a round).
 NOVELTY_PENALTY = 4.0
+#: Search-score cost of a forced attribute the candidate does not honour as heard (today: the
+#: mode its melody's notes establish, which can differ from the header token's). Twice a typical
+#: spread: a candidate that honours the request beats nearly every one that does not.
+ATTRIBUTE_PENALTY = 0.1
 
 
 @dataclass(frozen=True)
@@ -181,10 +186,15 @@ class SymbolicGenerator:
                 elite = sorted(batch, key=lambda m: -m.score)[:max(2, pool // 4)]
                 rng_dist = rng_dist.refit([m.params for m in elite], [m.candidate for m in elite])
         made.sort(key=lambda m: -m.score)
+        thr = request.avoid_threshold
+        tally = {"rounds": self.search_rounds, "pool": pool, "made": len(made),
+                 "above_bar": None if thr is None else sum(
+                     m.candidate.conditioning.get("nearest_avoid", 0.0) > thr for m in made),
+                 "attribute_misses": sum(bool(_misses(m.candidate.conditioning)) for m in made)}
         out = []
         for m in _distinct(made, request):
             cond = dict(m.candidate.conditioning)
-            cond["search"] = {"score": round(m.score, 5), "rounds": self.search_rounds, "pool": pool}
+            cond["search"] = {"score": round(m.score, 5), **tally}
             out.append(replace(m.candidate, conditioning=cond))
         return out
 
@@ -254,28 +264,30 @@ class SymbolicGenerator:
             "bpm": round(perf.bpm, 2), "qbpm": round(qbpm, 2), "transpose": transpose,
             "soundfont": self.soundfont, "encoder_id": self.trained_encoder_id,
         }
-        cand = Candidate(audio=audio, sample_rate=self.sample_rate,
-                         score=score_json(arranged, seq, a["meter"], qbpm, transpose,
-                                          instrumentation(ens, arranged.n_voices, (9 if minor else 0) + transpose)),
-                         conditioning=conditioning, generator_id=self.id, seed=p.seed,
-                         weights_id=self.weights_id)
+        score = score_json(arranged, seq, a["meter"], qbpm, transpose,
+                           instrumentation(ens, arranged.n_voices, (9 if minor else 0) + transpose))
+        conditioning["melody_mode"] = score_mode(score)
+        cand = Candidate(audio=audio, sample_rate=self.sample_rate, score=score, conditioning=conditioning,
+                         generator_id=self.id, seed=p.seed, weights_id=self.weights_id)
         return _Made(p, cand)
 
     def _score(self, batch: list[_Made], targets: np.ndarray | None, query_vec: np.ndarray | None,
                request: GenerationRequest | None = None) -> None:
-        """Search score: closeness to the targets and the query, less a novelty penalty.
+        """Search score: closeness to the targets and the query, less novelty and attribute penalties.
 
         With ``request.avoid_embeddings`` (the catalog), a candidate whose nearest one is above
         ``avoid_threshold`` (the novelty gate's bar) loses :data:`NOVELTY_PENALTY` per unit of
         excess cosine, so the cross-entropy rounds move toward candidates the gate will keep
-        instead of spending the budget on near-copies it will refuse.
+        instead of spending the budget on near-copies it will refuse. A candidate that does not
+        honour a forced attribute as heard (:func:`_misses`) loses :data:`ATTRIBUTE_PENALTY`.
         """
         from generation.generators.rerank import embed_candidates, score_candidates
 
         avoid = request.avoid_embeddings if request is not None else None
+        misses = np.array([len(_misses(m.candidate.conditioning)) for m in batch], np.float32)
         emb = None
         if targets is None and query_vec is None:
-            if avoid is None:
+            if avoid is None and not misses.any():
                 return  # nothing to compare with: keep the sampling order
             emb = embed_candidates([m.candidate for m in batch], self.encoder)
             total = np.zeros(len(batch), np.float32)
@@ -284,6 +296,7 @@ class SymbolicGenerator:
             s = score_candidates([m.candidate for m in batch], self.encoder, ref,
                                  query_vec if targets is not None else None, self.query_weight)
             emb, total = s.embeddings, s.total
+        total = total - ATTRIBUTE_PENALTY * misses
         if avoid is not None:
             unit = avoid / np.maximum(np.linalg.norm(avoid, axis=1, keepdims=True), 1e-8)
             near = (emb @ unit.T).max(1)
@@ -294,25 +307,39 @@ class SymbolicGenerator:
             m.score, m.embedding = float(v), e
 
 
-def _distinct(made: list[_Made], request: GenerationRequest) -> list[_Made]:
-    """The best ``n_candidates``, skipping one that sounds like a better one already chosen.
+def _misses(conditioning: dict[str, Any]) -> list[str]:
+    """The forced attributes a candidate does not honour as heard (see :data:`ATTRIBUTE_PENALTY`).
 
-    Only with a novelty bar (``request.avoid_threshold``): the backfill gate holds a job's
-    keepers to the same bar against each other, so near-twins would be refused there anyway.
-    Short of distinct candidates, the best of the skipped ones fill the list.
+    Meter, tempo class and ensemble are what the candidate was rendered with, so only the mode
+    can miss: the header token asks for it, the melody's notes decide it.
+    """
+    want = (conditioning.get("forced") or {}).get("mode")
+    heard = conditioning.get("melody_mode")
+    return ["mode"] if want and heard and heard != want else []
+
+
+def _distinct(made: list[_Made], request: GenerationRequest) -> list[_Made]:
+    """The best ``n_candidates``, skipping those the backfill gate would refuse.
+
+    Only with a novelty bar (``request.avoid_threshold``): a candidate is skipped when it sits
+    above the bar to the avoided tracks (the catalog) or to a better candidate already chosen
+    (the gate holds a job's keepers to the same bar against each other). Short of passing
+    candidates, the best of the skipped ones fill the list, so the gate still sees them and
+    says why it refuses.
     """
     n = request.n_candidates
-    if request.avoid_threshold is None:
+    thr = request.avoid_threshold
+    if thr is None:
         return made[:n]
     chosen: list[_Made] = []
     skipped: list[_Made] = []
     for m in made:
         if len(chosen) == n:
             break
+        near = m.candidate.conditioning.get("nearest_avoid", 0.0) > thr
         twin = m.embedding is not None and any(
-            c.embedding is not None and float(m.embedding @ c.embedding) > request.avoid_threshold
-            for c in chosen)
-        (skipped if twin else chosen).append(m)
+            c.embedding is not None and float(m.embedding @ c.embedding) > thr for c in chosen)
+        (skipped if near or twin else chosen).append(m)
     return chosen + skipped[: n - len(chosen)]
 
 

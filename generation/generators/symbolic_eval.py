@@ -31,23 +31,13 @@ import numpy as np
 
 from generation.generators.base import GenerationRequest
 from generation.generators.rerank import embed_candidates
-from generation.symbolic.arrange import estimate_key
-from generation.symbolic.render import Events
+from generation.generators.symbolic_render import score_mode
 
 if TYPE_CHECKING:
     from retrieval.encoders.base import Encoder
     from retrieval.prior.pipeline import PriorPipeline
 
 VARIANTS = ("text embedding", "prior samples", "prior mean", "attributes only", "real render (ceiling)")
-
-
-def _score_mode(score: dict[str, Any]) -> str:
-    """Major or minor, estimated from the generated melody's notes (voice 0)."""
-    ev = Events(onset=np.asarray(score["onset_ql"]), dur=np.asarray(score["dur_ql"]),
-                pitch=np.asarray(score["pitch"], np.int16), voice=np.asarray(score["voice"], np.int16),
-                strength=np.zeros(len(score["pitch"]), np.float32), length_ql=score["length_ql"],
-                n_voices=1, bar_ql=4.0, beat_ql=1.0)
-    return "minor" if estimate_key(ev, 0)[1] else "major"
 
 
 def _targets(variant: str, prior: PriorPipeline, text_vec: np.ndarray, real: np.ndarray,
@@ -106,7 +96,7 @@ def evaluate_variants(catalog_dir: str | Path, database_url: str, encoder: Encod
             for c in cands:
                 if meter_class(r.get("meter")):  # the class is what is heard: 2/2, 2/4, 4/4 sound alike
                     acc["meter"].append(float(meter_class(c.score["meter"]) == meter_class(r["meter"])))
-                acc["mode"].append(float(_score_mode(c.score) == mode_family(r.get("mode"))))
+                acc["mode"].append(float(score_mode(c.score) == mode_family(r.get("mode"))))
                 acc["mode_header"].append(float(c.conditioning["header"].get("mode") == mode_family(r.get("mode"))))
                 acc["ensemble"].append(float(c.conditioning["ensemble"] == r.get("ensemble")))
                 acc["tempo"].append(float(c.conditioning["tempo_class"] == r.get("tempo_bucket")))

@@ -21,7 +21,7 @@ import numpy as np
 
 from generation.errors import GenerationError
 from generation.symbolic import tokens as T
-from generation.symbolic.arrange import accompany
+from generation.symbolic.arrange import accompany, estimate_key
 from generation.symbolic.ensembles import MELODY_ENSEMBLES, POLY_ENSEMBLES, Ensemble, ensemble, programs_for
 from generation.symbolic.render import Events, RenderSpec, render
 
@@ -46,6 +46,24 @@ _ENSEMBLE_WORDS = {"fiddle": "solo fiddle", "violin": "solo violin", "cello": "s
                    "pipes": "bagpipes", "bagpipe": "bagpipes", "quartet": "string quartet",
                    "strings": "string orchestra", "orchestra": "string orchestra", "choir": "choir",
                    "brass": "brass quartet", "woodwinds": "woodwind quartet", "guitar": "nylon-string guitar"}
+
+
+#: Instrument families whose members, named together, make a standard ensemble ("two violins,
+#: viola and cello" is a string quartet): two or more different members named -> that ensemble.
+_FAMILIES = {
+    "string quartet": ("violins?", "violas?", "cellos?", "violoncellos?", "double bass"),
+    "woodwind quartet": ("flutes?", "oboes?", "clarinets?", "bassoons?"),
+    "brass quartet": ("trumpets?", "trombones?", "tubas?", "(?:french )?horns?"),
+}
+
+
+def _family_ensemble(text: str) -> str | None:
+    """The ensemble of a family when the text names two or more of its different instruments."""
+    for name, members in _FAMILIES.items():
+        found = {m for m in members if re.search(rf"(?<![a-z]){m}(?![a-z])", text)}
+        if len(found) >= 2:
+            return name
+    return None
 
 
 def _find(text: str, words: Mapping[str, str]) -> str | None:
@@ -79,7 +97,8 @@ def attributes_from_text(text: str | None) -> dict[str, str]:
     for name, words in (("tempo_class", _TEMPO_WORDS), ("mode", _MODE_WORDS)):
         if (v := _find(t, words)) is not None:
             out[name] = v
-    ens = _find(t, {e: e for e in T.ENSEMBLES if e != "unknown"}) or _find(t, _ENSEMBLE_WORDS)
+    ens = (_family_ensemble(t) or _find(t, {e: e for e in T.ENSEMBLES if e != "unknown"})
+           or _find(t, _ENSEMBLE_WORDS))
     if ens:
         out["ensemble"] = ens
     return out
@@ -222,3 +241,17 @@ def score_json(ev: Events, tokens: list[int], meter: str, qbpm: float, transpose
     if parts:
         out.update(parts)
     return out
+
+
+def score_mode(score: Mapping[str, object]) -> str:
+    """Major or minor as the notes of the melody (voice 0 of a :func:`score_json`) say.
+
+    Krumhansl-Kessler key finding over the melody's durations: what a listener, or the
+    evaluation, hears, which need not be what the header token asked for (a melody sampled
+    under "minor" can still centre on its relative major).
+    """
+    ev = Events(onset=np.asarray(score["onset_ql"]), dur=np.asarray(score["dur_ql"]),
+                pitch=np.asarray(score["pitch"], np.int16), voice=np.asarray(score["voice"], np.int16),
+                strength=np.zeros(len(score["pitch"]), np.float32), length_ql=float(score["length_ql"]),
+                n_voices=1, bar_ql=4.0, beat_ql=1.0)
+    return "minor" if estimate_key(ev, 0)[1] else "major"

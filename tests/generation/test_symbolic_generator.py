@@ -150,6 +150,48 @@ def test_the_search_steers_away_from_what_it_must_avoid(tiny_weights: Path) -> N
         GenerationRequest(**base, avoid_embeddings=avoid, avoid_threshold=2.0)
 
 
+def test_the_search_prefers_candidates_whose_notes_honour_the_forced_mode(tiny_weights: Path) -> None:
+    """An untrained model's melodies under a "minor" header read minor only by chance; the search
+    pays for a miss, so the returned ones read minor (by key finding over their notes) more often
+    than a search that does not look."""
+    from generation.generators import symbolic as S
+    from generation.generators.symbolic_render import score_mode
+
+    enc = StubEncoder("stub@1")
+    req = GenerationRequest(text="a tune in a minor key", target_embeddings=enc.embed_text(["x"]),
+                            duration_s=1.0, n_candidates=4, seed=2)
+    looking = SymbolicGenerator(tiny_weights, encoder=enc, search_rounds=2, pool=16, bars=4).generate(req)
+    assert all(c.conditioning["forced"]["mode"] == "minor" for c in looking)
+    assert all(c.conditioning["melody_mode"] == score_mode(c.score) for c in looking)
+    search = looking[0].conditioning["search"]
+    assert search["made"] == 32 and 0 < search["attribute_misses"] < 32  # both kinds were made
+    hits = sum(c.conditioning["melody_mode"] == "minor" for c in looking)
+    old, S.ATTRIBUTE_PENALTY = S.ATTRIBUTE_PENALTY, 0.0
+    try:
+        blind = SymbolicGenerator(tiny_weights, encoder=enc, search_rounds=2, pool=16, bars=4).generate(req)
+    finally:
+        S.ATTRIBUTE_PENALTY = old
+    assert hits == 4 and hits > sum(c.conditioning["melody_mode"] == "minor" for c in blind)
+
+
+def test_candidates_above_the_bar_are_returned_only_when_nothing_else_is_left(tiny_weights: Path) -> None:
+    from generation.generators.rerank import embed_candidates
+
+    enc = StubEncoder("stub@1")
+    gen = SymbolicGenerator(tiny_weights, encoder=enc, search_rounds=1, pool=12, bars=4)
+    base = dict(text="a reel", target_embeddings=enc.embed_text(["a"]), duration_s=2.0, n_candidates=3, seed=9)
+    free = gen.generate(GenerationRequest(**base))
+    avoid = embed_candidates(free, enc)[:1]
+    near = [float(e @ avoid[0]) for e in embed_candidates(free, enc)]
+    bar = float(np.median(near))  # the free search's best sits above it
+    steered = gen.generate(GenerationRequest(**base, avoid_embeddings=avoid, avoid_threshold=bar))
+    above = steered[0].conditioning["search"]["above_bar"]
+    assert above >= 1
+    passing = [c for c in steered if c.conditioning["nearest_avoid"] <= bar]
+    assert len(passing) == min(3, 12 - above)  # every passing candidate the pool had comes first
+    assert steered[: len(passing)] == passing
+
+
 def test_one_round_keeps_the_seed_contract(tiny_weights: Path) -> None:
     gen = SymbolicGenerator(tiny_weights, encoder=StubEncoder("stub@1"), search_rounds=1, bars=2)
     cands = gen.generate(GenerationRequest(attributes={"meter": "6/8"}, duration_s=1.0, n_candidates=2, seed=4))

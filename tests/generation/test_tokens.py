@@ -104,6 +104,12 @@ def test_words_in_a_query_become_forced_attributes_and_explicit_ones_win() -> No
         "tune_type": "waltz", "meter": "3/4", "tempo_class": "slow", "mode": "minor", "ensemble": "accordion"}
     assert attributes_from_text("lively jig on the fiddle")["ensemble"] == "solo fiddle"
     assert attributes_from_text("something") == {}
+    # instruments named together make their ensemble; one alone stays a solo
+    assert attributes_from_text("chamber music for two violins, viola and cello")["ensemble"] == "string quartet"
+    assert attributes_from_text("a piece for flute, oboe and clarinet")["ensemble"] == "woodwind quartet"
+    assert attributes_from_text("trumpets and trombones")["ensemble"] == "brass quartet"
+    assert attributes_from_text("a solo cello suite")["ensemble"] == "solo cello"
+    assert attributes_from_text("a tune on the french horn")["ensemble"] == "french horn"
     assert attributes_from_text("a piece in a triple meter")["meter"] == "3/4"
     assert attributes_from_text("a slip jig, compound meter")["meter"] == "9/8"  # the tune type is more specific
     f = forced_attributes({"meter": "6/8", "mode": "dorian", "instrument": "harp", "colour": "blue"},
