@@ -9,6 +9,7 @@ the AUROC printed is always the leave-one-hole-out one, never the fit's own.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import sys
@@ -125,6 +126,9 @@ def _print(report: dict) -> None:
     if gates:
         c.print("generated candidates refused, by gate (one can be refused by several): "
                 + ", ".join(f"{k} {v:.2f}" for k, v in gates.items()))
+    if math.isfinite(g.get("search_above_bar", math.nan)):
+        c.print(f"inside the generator's search, before it chose what to hand the gate: "
+                f"{g['search_above_bar']:.2f} of its candidates sat above the catalog bar")
     cs = report.get("corpus_stats") or {}
     if cs:
         c.print("corpus melodies: " + ", ".join(f"{k} {v:.3f}" for k, v in cs.items()))

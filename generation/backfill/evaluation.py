@@ -98,6 +98,7 @@ class Method:
     audio_attrs: list[dict[str, str]] = field(default_factory=list)
     stats: list[dict[str, float]] = field(default_factory=list)
     rejected_by: list[tuple[str, ...]] = field(default_factory=list)  # per item: gates that refused it
+    search_above_bar: float = float("nan")  # share of the search's own candidates above the bar
 
 
 @dataclass
@@ -348,6 +349,9 @@ def _judge_outcomes(outcomes: Sequence[Any], reader: AudioReader, ngram: NgramIn
     from generation.backfill.keepers import melody_notes
 
     me = Method("generated")
+    search = (outcomes[0].candidate.conditioning.get("search") or {}) if outcomes else {}
+    if search.get("made") and search.get("above_bar") is not None:
+        me.search_above_bar = search["above_bar"] / search["made"]
     for o in outcomes:
         c = o.candidate
         notes = melody_notes(c.score)
@@ -396,6 +400,7 @@ def _query_figures(me: Method, qv: np.ndarray, best_left: float, best_gone: floa
             "win": bool(best > best_left + 1e-6) if len(kept) else False,  # a tie is no win
             "ceiling_ratio": best / best_gone if len(kept) and best_gone > 0 else float("nan"),
             "above_gate": float(np.mean(me.above_gate)) if me.above_gate else float("nan"),
+            "search_above_bar": me.search_above_bar,
             **{f"rejected_{g}": float(np.mean([g in r for r in me.rejected_by]))
                for g in ("embedding", "siblings", "melody") if me.rejected_by},
             "longest_copied_run": int(max(me.copied_runs, default=0)),
@@ -428,7 +433,7 @@ def _summarise(per_query: list[dict[str, Any]], by_hole: dict[str, dict[str, lis
         out[name] = {
             "win_rate": float(np.mean([r["win"] for r in rows])), "ceiling_ratio": mean("ceiling_ratio"),
             "attr_score": mean("attr_score"), "attr_audio": mean("attr_audio"),
-            "above_gate": mean("above_gate"),
+            "above_gate": mean("above_gate"), "search_above_bar": mean("search_above_bar"),
             **{f"rejected_{g}": mean(f"rejected_{g}") for g in ("embedding", "siblings", "melody")
                if any(f"rejected_{g}" in r for r in rows)},
             "longest_copied_run": float(max((r["longest_copied_run"] for r in rows), default=0)),
