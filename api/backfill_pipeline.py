@@ -59,8 +59,5 @@ def _build(settings: Settings) -> Pipeline:
     if not path.is_file():
         log.warning("backfill: the novelty index %s is missing; jobs fail until `tunescope "
                     "build-novelty-index` has built it", path)
-    probe = getattr(generator, "probe", None)
-    if probe is not None:  # render the timbre probe now, not inside the first job's latency
-        probe.warm()
     pipeline = BackfillPipeline(encoder, prior, generator, ngram=path, catalog=catalog)
     return pipeline.as_pipeline()

@@ -41,7 +41,6 @@ import numpy as np
 from generation.errors import GenerationError
 from generation.generators.base import SEED_LIMIT, Candidate, GenerationRequest
 from generation.generators.symbolic_model import sample
-from generation.generators.symbolic_probe import EnsembleProbe
 from generation.generators.symbolic_render import (
     TEMPO_BPM,
     Performance,
@@ -107,8 +106,6 @@ class SymbolicGenerator:
         sample_rate: of the audio.
         soundfont: the renderer's soundfont.
         bars: bars sampled per melody (a shorter piece loops, as the catalog's renders do).
-        probe: let round 0 try the ensembles the request is heard in
-            (:class:`~generation.generators.symbolic_probe.EnsembleProbe`), half the pool.
 
     Raises:
         GeneratorWeightsNotFound: no weights at ``path``.
@@ -122,7 +119,7 @@ class SymbolicGenerator:
                  encoder: Encoder | None = None, on_encoder_mismatch: str = "refuse",
                  condition: str = "auto", search_rounds: int = 3, pool: int | None = None,
                  query_weight: float = 0.5, sample_rate: int = 22050, soundfont: str = "TimGM6mb",
-                 bars: int = 16, probe: bool = True) -> None:
+                 bars: int = 16) -> None:
         if condition not in CONDITIONS:
             raise GenerationError(f"condition must be one of {CONDITIONS}, got {condition!r}")
         if on_encoder_mismatch not in ("refuse", "attributes"):
@@ -139,9 +136,6 @@ class SymbolicGenerator:
         self.query_weight, self.soundfont, self.bars = query_weight, soundfont, bars
         self.on_encoder_mismatch = on_encoder_mismatch
         self._encoder = encoder
-        #: timbre probe for round 0 (symbolic_probe); ``probe=False`` leaves ensembles to the model
-        self.probe = EnsembleProbe(self.model, lambda: self.encoder, sample_rate=sample_rate,
-                                   soundfont=soundfont) if probe else None
         self.embeddings_usable = True
         if encoder is not None:
             self._check_encoder(encoder)
@@ -180,8 +174,6 @@ class SymbolicGenerator:
         if self.search_rounds == 1:
             pool = max(pool if self.pool else request.n_candidates, request.n_candidates)
         rng_dist = _Distribution(forced, targets is not None and len(targets) or 0)
-        if self.probe is not None and self.search_rounds > 1 and "ensemble" not in forced:
-            rng_dist.first_ensembles = self.probe.weights(targets, query_vec, self.query_weight) or None
         made: list[_Made] = []
         j = 0
         for r in range(self.search_rounds):
@@ -361,17 +353,15 @@ class _Distribution:
         self.jitter = (0.5, 0.3)
         self.transpose = (0.5, 3.5)
         self.ensembles: dict[str, float] | None = None  # None: the model predicts
-        self.first_ensembles: dict[str, float] | None = None  # round 0's probe (half the pool)
         self.tempi: dict[str, float] | None = None
 
     def draw(self, seed: int, first: bool) -> _Params:
         """One parameter point from ``seed``."""
         rng = np.random.default_rng(seed + 7919)
         ens = tempo = None
-        pick = self.ensembles or (self.first_ensembles if first and seed % 2 else None)
-        if pick and "ensemble" not in self.forced:
-            names = list(pick)
-            p = np.array([pick[n] for n in names], np.float64)
+        if self.ensembles and "ensemble" not in self.forced:
+            names = list(self.ensembles)
+            p = np.array([self.ensembles[n] for n in names], np.float64)
             ens = str(rng.choice(names, p=p / p.sum()))
         if self.tempi and "tempo_class" not in self.forced:
             names = list(self.tempi)

@@ -192,30 +192,6 @@ def test_candidates_above_the_bar_are_returned_only_when_nothing_else_is_left(ti
     assert steered[: len(passing)] == passing
 
 
-def test_the_timbre_probe_sends_round_zero_to_the_ensembles_the_request_is_heard_in(tiny_weights: Path) -> None:
-    from generation.generators.symbolic_probe import TOP
-
-    enc = StubEncoder("stub@1")
-    gen = SymbolicGenerator(tiny_weights, encoder=enc, search_rounds=2, pool=8, bars=4)
-    assert gen.probe is not None
-    vectors = gen.probe.warm()
-    names = gen.probe.names
-    assert vectors.shape == (len(names), enc.dim)
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-    want = names.index("harp")
-    w = gen.probe.weights(None, vectors[want], 0.5)  # a "query" that sounds exactly like the harp probe
-    assert len(w) == TOP and abs(sum(w.values()) - 1.0) < 1e-6 and max(w, key=w.get) == "harp"
-    assert gen.probe.weights(None, None, 0.5) == {}
-    req = GenerationRequest(text="a tune", target_embeddings=vectors[want][None], duration_s=1.0,
-                            n_candidates=16, seed=1)
-    asked = gen.probe.weights(vectors[want][None], enc.embed_text(["a tune"])[0], gen.query_weight)
-    first = [c for c in gen.generate(req) if c.seed < 1 + 8]  # round 0's pool members
-    probed = [c for c in first if c.seed % 2]  # half of round 0 draws from the probe
-    assert len(probed) == 4 and all(c.conditioning["ensemble"] in asked for c in probed)
-    off = SymbolicGenerator(tiny_weights, encoder=enc, search_rounds=2, pool=8, bars=4, probe=False)
-    assert off.probe is None and len(off.generate(req)) == 16
-
-
 def test_one_round_keeps_the_seed_contract(tiny_weights: Path) -> None:
     gen = SymbolicGenerator(tiny_weights, encoder=StubEncoder("stub@1"), search_rounds=1, bars=2)
     cands = gen.generate(GenerationRequest(attributes={"meter": "6/8"}, duration_s=1.0, n_candidates=2, seed=4))
