@@ -7,8 +7,8 @@ its baseline measured in the same run, so a loaded machine shifts both alike:
   candidate (sample a melody, arrange, render, embed for its score), against the **renderer
   alone** playing an already-sampled melody of the same length;
 - **a full job**: :meth:`BackfillPipeline.run` for ``n = --n`` keepers (prior samples, the
-  default 3-round candidate search over 2n candidates, re-ranking, the melody and acoustic
-  gates), against the same job with ``search_rounds=1`` (no search);
+  default candidate search (6 rounds of 2n candidates, the first keeper handed on after
+  round 3), re-ranking, the melody and acoustic gates), against the same job with ``search_rounds=1`` (no search);
 - **enqueue to first stored track**: a real worker thread (models already loaded, as in a
   running server) on a real SQLite catalog of ``--catalog`` tones embedded by clap-mini; a job
   is enqueued and the clock stops when its first keeper is committed (and when the job is done).
@@ -84,7 +84,7 @@ def _single(gen: Any, enc: Any, prior: Any, duration: float, repeats: int) -> No
     _line("one candidate, search_rounds=1", duration, *_median(cand), _median(base))
 
 
-def _job(pipeline: Any, gen: Any, n: int, duration: float, repeats: int) -> None:
+def _job(pipeline: Any, gen: Any, n: int, duration: float, repeats: int, rounds: int) -> None:
     from generation.backfill.pipeline import JobRequest, Outcome
 
     def run(rounds: int, seed: int) -> list[Any]:
@@ -92,10 +92,10 @@ def _job(pipeline: Any, gen: Any, n: int, duration: float, repeats: int) -> None
         return [o for o in pipeline.run(QUERY, JobRequest(n, duration), seed) if isinstance(o, Outcome)]
 
     base = [_timed(lambda s=s: run(1, s)) for s in range(repeats)]
-    full = [_timed(lambda s=s: run(3, s)) for s in range(repeats)]
+    full = [_timed(lambda s=s: run(rounds, s)) for s in range(repeats)]
     kept = [sum(o.kept for o in r[2]) for r in full]
     _line(f"job n={n}, search_rounds=1 (baseline)", n * duration, *_median(base))
-    _line(f"job n={n}, 3-round search (default)", n * duration, *_median(full), _median(base))
+    _line(f"job n={n}, {rounds}-round search (default)", n * duration, *_median(full), _median(base))
     print(f"{'':34s} kept per job: {kept}; candidates gated: {[len(r[2]) for r in full]}", flush=True)
 
 
@@ -188,9 +188,10 @@ def main(argv: list[str] | None = None) -> None:
           flush=True)
     print(f"{'cold start (encoder, prior, gen.)':34s} wall {cold[0]:7.2f} s  CPU {cold[1]:7.2f} s", flush=True)
     pipeline = BackfillPipeline(enc, prior, gen, ngram=ngram, catalog=None)
+    rounds = gen.search_rounds  # the default, restored after the single-candidate and baseline runs
     _single(gen, enc, prior, args.duration, args.repeats)
-    _job(pipeline, gen, args.n, args.duration, args.repeats)
-    gen.search_rounds = 3
+    _job(pipeline, gen, args.n, args.duration, args.repeats, rounds)
+    gen.search_rounds = rounds
     _worker(pipeline, enc, args.duration, args.n, args.catalog)
 
 

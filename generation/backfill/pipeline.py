@@ -46,7 +46,14 @@ from generation.backfill.keepers import melody_notes, track_metadata
 from generation.backfill.novelty import DEFAULT_N, NgramIndex, embedding_gate
 from generation.backfill.worker import Keeper, Pipeline, Report
 from generation.errors import GenerationError
-from generation.generators.base import MAX_CANDIDATES, SEED_LIMIT, Candidate, GenerationRequest, Generator
+from generation.generators.base import (
+    MAX_CANDIDATES,
+    SEED_LIMIT,
+    Candidate,
+    GenerationRequest,
+    Generator,
+    StagedGenerator,
+)
 from index.models import BackfillJob
 from index.repo.backfill import Provenance
 
@@ -76,6 +83,8 @@ class BackfillConfig:
         neighbours: nearest tracks recorded in the provenance.
         default_n / max_n: keepers per job when the request does not say / at most.
         default_duration_s: seconds per candidate when the request does not say.
+        early_keepers: keepers stored from a staged generator's early list (the first tracks
+            a user sees; the rest come from the end of its search).
     """
 
     prior_samples: int = 8
@@ -87,6 +96,7 @@ class BackfillConfig:
     default_n: int = 4
     max_n: int = 16
     default_duration_s: float = 20.0
+    early_keepers: int = 1
 
 
 @dataclass(frozen=True)
@@ -268,27 +278,49 @@ class BackfillPipeline:
                                         duration_s=request.duration_s, n_candidates=want, seed=seed,
                                         avoid_embeddings=cat.vectors if avoid else None,
                                         avoid_threshold=cat.threshold if avoid else None)
-        candidates = self.generator.generate(gen_request)
-        ranked = self._rerank(candidates, samples, text_vec)
-        tally = _Tally(generated=len(candidates))
-        yield Report({"stage": "gating", **tally.progress()})
+        tally = _Tally()
         kept: list[np.ndarray] = []
-        for rank, (cand, emb, scores) in enumerate(ranked):
-            index = (cand.seed - seed) % SEED_LIMIT
-            gates, neighbours, reasons = self._gate(cand, emb, cat, kept, ngram)
-            if reasons and index in done:
+        gated: set[int] = set()
+        made: set[int] = set()
+        for candidates, final in self._stages(gen_request):
+            made.update((c.seed - seed) % SEED_LIMIT for c in candidates)
+            tally.generated = len(made)
+            # an early list gives at most `early_keepers` tracks; the search's end gives the rest
+            limit = request.n if final else min(request.n, len(kept) + self.config.early_keepers)
+            yield Report({"stage": "gating", **tally.progress()})
+            yield from self._gate_list(candidates, _JobState(seed, samples, text_vec, cat, ngram, done,
+                                                             kept, gated, tally), limit)
+            if len(kept) >= request.n:
+                break
+        yield Report({"stage": "finished", **tally.progress(), "shortfall": request.n - len(kept)})
+
+    def _gate_list(self, candidates: list[Candidate], st: _JobState, limit: int) -> Iterator[Outcome | Report]:
+        """Re-rank one list and gate it best first until ``limit`` keepers (skipping those gated before)."""
+        for rank, (cand, emb, scores) in enumerate(self._rerank(candidates, st.samples, st.text_vec)):
+            index = (cand.seed - st.seed) % SEED_LIMIT
+            if len(st.kept) >= limit:
+                return
+            if index in st.gated:
+                continue
+            st.gated.add(index)
+            gates, neighbours, reasons = self._gate(cand, emb, st.cat, st.kept, st.ngram)
+            if reasons and index in st.done:
                 gates["note"] = "stored by an earlier attempt; kept although now: " + "; ".join(reasons.values())
                 reasons = {}
-            out = Outcome(index, rank, cand, emb, {**scores, "rank": rank}, gates, neighbours, samples,
+            out = Outcome(index, rank, cand, emb, {**scores, "rank": rank}, gates, neighbours, st.samples,
                           "; ".join(reasons.values()) or None, tuple(reasons))
-            tally.add(out)
-            yield Report({"stage": "storing" if out.kept else "gating", **tally.progress()})
+            st.tally.add(out)
+            yield Report({"stage": "storing" if out.kept else "gating", **st.tally.progress()})
             yield out
             if out.kept:
-                kept.append(emb)
-                if len(kept) >= request.n:
-                    break
-        yield Report({"stage": "finished", **tally.progress(), "shortfall": request.n - len(kept)})
+                st.kept.append(emb)
+
+    def _stages(self, request: GenerationRequest) -> Iterator[tuple[list[Candidate], bool]]:
+        """``(candidates, final)``: early lists from a staged search, then the final one."""
+        if isinstance(self.generator, StagedGenerator):
+            yield from self.generator.generate_staged(request)
+        else:
+            yield self.generator.generate(request), True
 
     def _prior_samples(self, text_vec: np.ndarray, request: JobRequest, seed: int) -> np.ndarray:
         positives = [text_vec]
@@ -357,6 +389,21 @@ class BackfillPipeline:
                                  f"{self.config.copy_run - 1} allowed)")
         return {"passed": passed, "copied_run": run, "limit": self.config.copy_run - 1,
                 "notes": int(len(notes[0])), "index_ngrams": int(len(ngram.hashes))}
+
+
+@dataclass
+class _JobState:
+    """What gating a job's candidate lists shares across the lists (one job, one thread)."""
+
+    seed: int
+    samples: np.ndarray
+    text_vec: np.ndarray
+    cat: CatalogVectors | None
+    ngram: NgramIndex | None
+    done: set[int]
+    kept: list[np.ndarray]
+    gated: set[int]
+    tally: _Tally
 
 
 @dataclass

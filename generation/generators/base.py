@@ -13,7 +13,7 @@ stored track's provenance (generator, weights id, seed, conditioning) reproduce 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
@@ -216,5 +216,21 @@ class Generator(Protocol):
         Raises:
             GenerationError: the request asks for something this backend cannot make (e.g. a
                 duration past the model's maximum); the message names the limit.
+        """
+        ...
+
+
+@runtime_checkable
+class StagedGenerator(Generator, Protocol):
+    """A generator whose search can hand on its best candidates before it ends.
+
+    The backfill pipeline stores a first keeper from an early list, so the first track a user
+    sees does not wait for the whole search (the symbolic generator's cross-entropy search).
+    """
+
+    def generate_staged(self, request: GenerationRequest) -> Iterator[tuple[list[Candidate], bool]]:
+        """``(best-first candidates so far, final)`` as the search goes.
+
+        Exactly one pair has ``final`` true, the last, and its list is :meth:`generate`'s.
         """
         ...

@@ -17,6 +17,12 @@ the categoricals over the elites' ensembles and tempo classes (smoothed, so no e
 takes over after one round), and a new pool is drawn from them. The best ``n_candidates`` of
 all rounds are returned, best first.
 
+**Early hand-off.** :meth:`SymbolicGenerator.generate_staged` also hands on the best
+candidates so far after ``early_round`` rounds (3 of the default 6). The backfill pipeline
+stores the first keeper from that list, so a longer search (measured in
+``benchmarks/RESULTS.md``: 6 rounds win more hole queries than 3) does not delay the first
+track a user sees; the later rounds' keepers follow when the search ends.
+
 Seeds: pool member ``j`` (counted over all rounds) samples its melody from ``request.seed + j``
 and draws its performance from the same seed, so a request always gives the same candidates;
 with ``search_rounds=1`` and ``pool = n_candidates`` candidate ``i`` is made from
@@ -32,6 +38,7 @@ attributes only (re-ranking still uses the current encoder, which is valid).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,6 +108,8 @@ class SymbolicGenerator:
         condition: ``"auto"`` (targets when given, else the text embedding), ``"targets"``,
             ``"text"`` or ``"none"`` (attributes only).
         search_rounds: cross-entropy-method rounds (1: no search, just re-ranking).
+        early_round: after this many rounds :meth:`generate_staged` hands on the best so far
+            (None, or not below ``search_rounds``: only at the end).
         pool: candidates per round (default ``max(2 * n_candidates, 8)``).
         query_weight: share of the query term in the search score.
         sample_rate: of the audio.
@@ -117,7 +126,7 @@ class SymbolicGenerator:
 
     def __init__(self, path: str | Path | None = None, device: str = "auto", *,
                  encoder: Encoder | None = None, on_encoder_mismatch: str = "refuse",
-                 condition: str = "auto", search_rounds: int = 3, pool: int | None = None,
+                 condition: str = "auto", search_rounds: int = 6, early_round: int | None = 3, pool: int | None = None,
                  query_weight: float = 0.5, sample_rate: int = 22050, soundfont: str = "TimGM6mb",
                  bars: int = 16) -> None:
         if condition not in CONDITIONS:
@@ -126,6 +135,8 @@ class SymbolicGenerator:
             raise GenerationError(f"on_encoder_mismatch must be 'refuse' or 'attributes', got {on_encoder_mismatch!r}")
         if search_rounds < 1:
             raise GenerationError(f"search_rounds must be >= 1, got {search_rounds}")
+        if early_round is not None and early_round < 1:
+            raise GenerationError(f"early_round must be None or >= 1, got {early_round}")
         p = Path(path) if path is not None else DEFAULT_WEIGHTS
         p = p / "symbolic.safetensors" if p.is_dir() else p
         self.model, self.meta = load_model(p)
@@ -133,6 +144,7 @@ class SymbolicGenerator:
         self.trained_encoder_id = str(self.meta["encoder_id"])
         self.sample_rate = sample_rate
         self.condition, self.search_rounds, self.pool = condition, search_rounds, pool
+        self.early_round = early_round
         self.query_weight, self.soundfont, self.bars = query_weight, soundfont, bars
         self.on_encoder_mismatch = on_encoder_mismatch
         self._encoder = encoder
@@ -168,6 +180,19 @@ class SymbolicGenerator:
         Raises:
             GenerationError: target embeddings whose width is not the model's condition width.
         """
+        stages = list(self.generate_staged(request))
+        return stages[-1][0]
+
+    def generate_staged(self, request: GenerationRequest) -> Iterator[tuple[list[Candidate], bool]]:
+        """``(best candidates so far, final)`` after round ``early_round`` and at the end.
+
+        Each list is what :meth:`generate` would return had the search stopped there; the final
+        one is exactly :meth:`generate`'s. The search runs lazily: a caller that stops
+        iterating after the early list stops the search.
+
+        Raises:
+            GenerationError: target embeddings whose width is not the model's condition width.
+        """
         targets, query_vec, variant = self._conditions(request)
         forced = forced_attributes(request.attributes, request.text)
         pool = self.pool or max(2 * request.n_candidates, 8)
@@ -182,17 +207,22 @@ class SymbolicGenerator:
             batch = self._make(params, request, targets, forced, variant)
             self._score(batch, targets, query_vec, request)
             made += batch
+            if r + 1 == self.search_rounds or r + 1 == self.early_round:
+                yield self._best(made, request, r + 1, pool), r + 1 == self.search_rounds
             if r + 1 < self.search_rounds:
                 elite = sorted(batch, key=lambda m: -m.score)[:max(2, pool // 4)]
                 rng_dist = rng_dist.refit([m.params for m in elite], [m.candidate for m in elite])
-        made.sort(key=lambda m: -m.score)
+
+    def _best(self, made: list[_Made], request: GenerationRequest, rounds: int, pool: int) -> list[Candidate]:
+        """The best distinct ``n_candidates`` of ``made``, each with the search's tally."""
+        ranked = sorted(made, key=lambda m: -m.score)
         thr = request.avoid_threshold
-        tally = {"rounds": self.search_rounds, "pool": pool, "made": len(made),
+        tally = {"rounds": rounds, "of_rounds": self.search_rounds, "pool": pool, "made": len(ranked),
                  "above_bar": None if thr is None else sum(
-                     m.candidate.conditioning.get("nearest_avoid", 0.0) > thr for m in made),
-                 "attribute_misses": sum(bool(_misses(m.candidate.conditioning)) for m in made)}
+                     m.candidate.conditioning.get("nearest_avoid", 0.0) > thr for m in ranked),
+                 "attribute_misses": sum(bool(_misses(m.candidate.conditioning)) for m in ranked)}
         out = []
-        for m in _distinct(made, request):
+        for m in _distinct(ranked, request):
             cond = dict(m.candidate.conditioning)
             cond["search"] = {"score": round(m.score, 5), **tally}
             out.append(replace(m.candidate, conditioning=cond))

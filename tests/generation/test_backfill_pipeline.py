@@ -269,3 +269,35 @@ def test_a_like_track_steers_the_prior_and_an_unknown_one_fails_the_job(models: 
     run = pipeline.run("a reel", JobRequest(1, 5.0, like_track_id=10_000), 3)
     with pytest.raises(GenerationError, match="track 10000 has no clap-mini"):
         list(run)
+
+
+def test_a_staged_search_stores_its_first_keeper_before_the_search_ends(models: tuple, ngram: NgramIndex,
+                                                                        catalog: tuple) -> None:
+    """The first keeper comes from the early list (round 1 of 2); the rest from the end; none twice."""
+    from generation.generators.symbolic import SymbolicGenerator
+
+    class Counting(SymbolicGenerator):  # the real generator, counting the rounds it has made
+        rounds_made = 0
+
+        def _make(self, *args, **kw):  # type: ignore[no-untyped-def]
+            Counting.rounds_made += 1
+            return super()._make(*args, **kw)
+
+    factory, _, _ = catalog
+    gen = Counting(encoder=models[0], search_rounds=2, early_round=1, pool=4)
+    pipe = _pipeline(models, ngram, factory, generator=gen)
+    items = pipe.run("a slow air for flute", JobRequest(3, 5.0), seed=5)
+    first = next(o for o in items if isinstance(o, Outcome) and o.kept)
+    assert Counting.rounds_made == 1  # stored (yielded) while the search's second round is still to come
+    assert first.candidate.conditioning["search"]["rounds"] == 1
+    assert first.candidate.conditioning["search"]["of_rounds"] == 2
+    rest = [o for o in items if isinstance(o, Outcome)]
+    assert Counting.rounds_made == 2
+    kept = [first] + [o for o in rest if o.kept]
+    assert len(kept) == 3
+    assert {o.candidate.conditioning["search"]["rounds"] for o in kept[1:]} == {2}
+    indexes = [first.candidate_index] + [o.candidate_index for o in rest]
+    assert len(indexes) == len(set(indexes))  # no candidate gated twice
+    again = [o.candidate_index for o in pipe.run("a slow air for flute", JobRequest(3, 5.0), seed=5)
+             if isinstance(o, Outcome) and o.kept]
+    assert again == [o.candidate_index for o in kept]  # a retry stores the same candidates

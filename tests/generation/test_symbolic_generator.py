@@ -128,6 +128,23 @@ def test_search_returns_best_first_reproducibly_with_full_records(tiny_weights: 
     np.testing.assert_array_equal(again[0].audio, cands[0].audio)
 
 
+def test_the_staged_search_hands_on_its_best_so_far_then_exactly_what_generate_returns(tiny_weights: Path) -> None:
+    gen = SymbolicGenerator(tiny_weights, encoder=StubEncoder("stub@1"), search_rounds=3, early_round=1,
+                            pool=4, bars=4)
+    req = GenerationRequest(text="a jig for fiddle", duration_s=2.0, n_candidates=2, seed=3)
+    stages = list(gen.generate_staged(req))
+    assert [final for _, final in stages] == [False, True]
+    early, final = stages[0][0], stages[1][0]
+    assert [c.conditioning["search"]["rounds"] for c in early] == [1, 1]
+    assert all(3 <= c.seed < 3 + 4 for c in early)  # round 1's pool only
+    assert [c.conditioning["search"]["made"] for c in final] == [12, 12]
+    assert [c.seed for c in final] == [c.seed for c in gen.generate(req)]
+    assert min(c.conditioning["search"]["score"] for c in final) >= min(
+        c.conditioning["search"]["score"] for c in early)  # later rounds can only add better ones
+    with pytest.raises(GenerationError, match="early_round"):
+        SymbolicGenerator(tiny_weights, encoder=StubEncoder("stub@1"), early_round=0)
+
+
 def test_the_search_steers_away_from_what_it_must_avoid(tiny_weights: Path) -> None:
     """With the catalog to avoid, the returned candidates sit further from it than without."""
     from generation.errors import GenerationError
