@@ -38,7 +38,9 @@ def eval_backfill_command(
     candidates: int = typer.Option(4, "--candidates", min=1, max=16,
                                    help="Candidates per hole query (and per baseline)."),
     duration: float = typer.Option(20.0, "--duration", min=2.0, max=60.0, help="Seconds per candidate."),
-    rounds: int = typer.Option(3, "--rounds", min=1, max=8, help="Candidate-search rounds of the generator."),
+    rounds: int = typer.Option(6, "--rounds", min=1, max=12, help="Candidate-search rounds of the generator."),
+    query_leads: bool = typer.Option(True, "--query-leads/--no-query-leads",
+                                     help="Each candidate list's first keeper is the one closest to the query."),
     query_weight: float = typer.Option(0.5, "--query-weight", min=0.0, max=1.0,
                                        help="The query's share in the generator's and the re-ranking's score."),
     oversample: int = typer.Option(2, "--oversample", min=1, max=8, help="Candidates generated per keeper."),
@@ -73,7 +75,8 @@ def eval_backfill_command(
     ngram = None if detector_only else NgramIndex.load(path)
     cfg = EvalConfig(n_candidates=candidates, duration_s=duration, search_rounds=rounds,
                      corpus_pieces=corpus_pieces, seed=seed, holes=chosen, baselines=baselines,
-                     generate=not detector_only, query_weight=query_weight, oversample=oversample)
+                     generate=not detector_only, query_weight=query_weight, oversample=oversample,
+                     query_leads=query_leads)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("hole queries", total=None)

@@ -108,7 +108,8 @@ class EvalConfig:
     n_candidates: int = 4
     duration_s: float = 20.0
     prior_samples: int = 8
-    search_rounds: int = 3
+    search_rounds: int = 6
+    query_leads: bool = True  # each list's first keeper: the candidate closest to the query
     pool: int | None = None  # candidates per search round (None: the generator's default)
     query_weight: float = 0.5  # the query's share in the generator's and re-ranking's score
     oversample: int = 2  # candidates generated per keeper wanted
@@ -161,7 +162,8 @@ def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: N
         # oversampling, its re-ranking), exactly what a worker does for a job.
         pipe = BackfillPipeline(encoder, prior, gen, ngram=ngram, catalog=_HoledCatalog(cat.ids[keep], m_left, thr),
                                 config=BackfillConfig(cfg.prior_samples, query_weight=cfg.query_weight,
-                                                      oversample=cfg.oversample))
+                                                      oversample=cfg.oversample,
+                                                      query_leads=cfg.query_leads))
         outcomes = [o for o in pipe.run(q.text, JobRequest(cfg.n_candidates, cfg.duration_s), seed)
                     if isinstance(o, Outcome)]
         found["generated"] = _judge_outcomes(outcomes, tools.reader, ngram)

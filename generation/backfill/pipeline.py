@@ -85,6 +85,8 @@ class BackfillConfig:
         default_duration_s: seconds per candidate when the request does not say.
         early_keepers: keepers stored from a staged generator's early list (the first tracks
             a user sees; the rest come from the end of its search).
+        query_leads: each candidate list's first keeper is the one closest to the query's text
+            (the rest follow the combined score); see :meth:`BackfillPipeline._gate_list`.
     """
 
     prior_samples: int = 8
@@ -97,6 +99,7 @@ class BackfillConfig:
     max_n: int = 16
     default_duration_s: float = 20.0
     early_keepers: int = 1
+    query_leads: bool = True
 
 
 @dataclass(frozen=True)
@@ -295,25 +298,48 @@ class BackfillPipeline:
         yield Report({"stage": "finished", **tally.progress(), "shortfall": request.n - len(kept)})
 
     def _gate_list(self, candidates: list[Candidate], st: _JobState, limit: int) -> Iterator[Outcome | Report]:
-        """Re-rank one list and gate it best first until ``limit`` keepers (skipping those gated before)."""
-        for rank, (cand, emb, scores) in enumerate(self._rerank(candidates, st.samples, st.text_vec)):
-            index = (cand.seed - st.seed) % SEED_LIMIT
+        """Re-rank one list and gate it until ``limit`` keepers, skipping candidates gated before.
+
+        With ``config.query_leads`` the list's lead is the candidate closest to the query's text
+        (the first that passes the gate, in that order): generated tracks are ranked among the
+        catalog's by that cosine, so this is the one a search shows first. The rest follow the
+        combined score, which keeps the prior's reading of the request (where such music sits)
+        in the job.
+        """
+        ranked = self._rerank(candidates, st.samples, st.text_vec)
+        order = list(range(len(ranked)))
+        if self.config.query_leads and ranked and ranked[0][2]["query"] is not None:
+            by_query = sorted(order, key=lambda i: -ranked[i][2]["query"])
+            lead_target = len(st.kept) + 1
+            for i in by_query:
+                if len(st.kept) >= min(limit, lead_target):
+                    break
+                yield from self._gate_one(ranked[i], i, st, lead="query")
+        for i in order:
             if len(st.kept) >= limit:
                 return
-            if index in st.gated:
-                continue
-            st.gated.add(index)
-            gates, neighbours, reasons = self._gate(cand, emb, st.cat, st.kept, st.ngram)
-            if reasons and index in st.done:
-                gates["note"] = "stored by an earlier attempt; kept although now: " + "; ".join(reasons.values())
-                reasons = {}
-            out = Outcome(index, rank, cand, emb, {**scores, "rank": rank}, gates, neighbours, st.samples,
-                          "; ".join(reasons.values()) or None, tuple(reasons))
-            st.tally.add(out)
-            yield Report({"stage": "storing" if out.kept else "gating", **st.tally.progress()})
-            yield out
-            if out.kept:
-                st.kept.append(emb)
+            yield from self._gate_one(ranked[i], i, st)
+
+    def _gate_one(self, item: tuple[Candidate, np.ndarray, dict[str, Any]], rank: int, st: _JobState,
+                  lead: str | None = None) -> Iterator[Outcome | Report]:
+        """Gate one re-ranked candidate (once per job): its outcome and a progress report."""
+        cand, emb, scores = item
+        index = (cand.seed - st.seed) % SEED_LIMIT
+        if index in st.gated:
+            return
+        st.gated.add(index)
+        gates, neighbours, reasons = self._gate(cand, emb, st.cat, st.kept, st.ngram)
+        if reasons and index in st.done:
+            gates["note"] = "stored by an earlier attempt; kept although now: " + "; ".join(reasons.values())
+            reasons = {}
+        extra = {"rank": rank} if lead is None else {"rank": rank, "lead": lead}
+        out = Outcome(index, rank, cand, emb, {**scores, **extra}, gates, neighbours, st.samples,
+                      "; ".join(reasons.values()) or None, tuple(reasons))
+        st.tally.add(out)
+        yield Report({"stage": "storing" if out.kept else "gating", **st.tally.progress()})
+        yield out
+        if out.kept:
+            st.kept.append(emb)
 
     def _stages(self, request: GenerationRequest) -> Iterator[tuple[list[Candidate], bool]]:
         """``(candidates, final)``: early lists from a staged search, then the final one."""

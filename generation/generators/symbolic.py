@@ -93,6 +93,7 @@ class _Made:
     candidate: Candidate
     score: float = 0.0
     embedding: np.ndarray | None = None
+    query: float | None = None  # cosine to the query's text embedding (None: no query)
 
 
 class SymbolicGenerator:
@@ -210,13 +211,16 @@ class SymbolicGenerator:
             if r + 1 == self.search_rounds or r + 1 == self.early_round:
                 yield self._best(made, request, r + 1, pool), r + 1 == self.search_rounds
             if r + 1 < self.search_rounds:
-                elite = sorted(batch, key=lambda m: -m.score)[:max(2, pool // 4)]
+                elite = _elite(batch, max(2, pool // 4))
                 rng_dist = rng_dist.refit([m.params for m in elite], [m.candidate for m in elite])
 
     def _best(self, made: list[_Made], request: GenerationRequest, rounds: int, pool: int) -> list[Candidate]:
         """The best distinct ``n_candidates`` of ``made``, each with the search's tally."""
         ranked = sorted(made, key=lambda m: -m.score)
         thr = request.avoid_threshold
+        lead = _query_lead(ranked, thr)
+        if lead is not None:  # the one closest to the query goes first (see _query_lead)
+            ranked = [lead] + [m for m in ranked if m is not lead]
         tally = {"rounds": rounds, "of_rounds": self.search_rounds, "pool": pool, "made": len(ranked),
                  "above_bar": None if thr is None else sum(
                      m.candidate.conditioning.get("nearest_avoid", 0.0) > thr for m in ranked),
@@ -326,6 +330,10 @@ class SymbolicGenerator:
             s = score_candidates([m.candidate for m in batch], self.encoder, ref,
                                  query_vec if targets is not None else None, self.query_weight)
             emb, total = s.embeddings, s.total
+            queries = s.query if s.query is not None else (s.target if targets is None else None)
+            if queries is not None:
+                for m, v in zip(batch, queries, strict=True):
+                    m.query = float(v)
         total = total - ATTRIBUTE_PENALTY * misses
         if avoid is not None:
             unit = avoid / np.maximum(np.linalg.norm(avoid, axis=1, keepdims=True), 1e-8)
@@ -335,6 +343,32 @@ class SymbolicGenerator:
                 m.candidate.conditioning["nearest_avoid"] = round(float(v), 5)
         for m, v, e in zip(batch, total, emb, strict=True):
             m.score, m.embedding = float(v), e
+
+
+def _elite(batch: list[_Made], k: int) -> list[_Made]:
+    """The round's elites: the best ``k`` by the search score, plus the best two by the query alone.
+
+    The backfill pipeline's first keeper of a list is the candidate closest to the query's text
+    (``BackfillConfig.query_leads``), so the search refits towards both of its objectives; with
+    the combined score alone, a prior whose samples sit on one corner of the request ("a jig":
+    bagpipe jigs) pulls every round there and candidates that answer the words are never bred.
+    """
+    elite = sorted(batch, key=lambda m: -m.score)[:k]
+    if all(m.query is not None for m in batch):
+        elite += [m for m in sorted(batch, key=lambda m: -m.query)[:2] if all(m is not e for e in elite)]
+    return elite
+
+
+def _query_lead(ranked: list[_Made], threshold: float | None) -> _Made | None:
+    """The candidate closest to the query, or None.
+
+    Among those below the novelty bar (when there is one) that honour the forced attributes;
+    failing that, among those below the bar.
+    """
+    ok = [m for m in ranked if m.query is not None and (
+        threshold is None or m.candidate.conditioning.get("nearest_avoid", 0.0) <= threshold)]
+    ok = [m for m in ok if not _misses(m.candidate.conditioning)] or ok
+    return max(ok, key=lambda m: m.query) if ok else None
 
 
 def _misses(conditioning: dict[str, Any]) -> list[str]:

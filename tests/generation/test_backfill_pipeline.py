@@ -301,3 +301,24 @@ def test_a_staged_search_stores_its_first_keeper_before_the_search_ends(models: 
     again = [o.candidate_index for o in pipe.run("a slow air for flute", JobRequest(3, 5.0), seed=5)
              if isinstance(o, Outcome) and o.kept]
     assert again == [o.candidate_index for o in kept]  # a retry stores the same candidates
+
+
+def test_the_candidate_closest_to_the_query_leads_and_the_rest_follow_the_combined_score(
+        models: tuple, ngram: NgramIndex) -> None:
+    enc, prior, _ = models
+    gen = load_generator("symbolic", encoder=enc, search_rounds=1, pool=6)
+    req = JobRequest(3, 5.0)
+
+    def outcomes(leads: bool) -> list[Outcome]:
+        pipe = BackfillPipeline(enc, prior, gen, ngram=ngram, catalog=None,
+                                config=BackfillConfig(oversample=2, query_leads=leads))
+        return [o for o in pipe.run("a slow air for the harp", req, seed=9) if isinstance(o, Outcome)]
+
+    led, plain = outcomes(True), outcomes(False)
+    assert [o.rank for o in plain] == list(range(len(plain)))  # control: combined-score order only
+    best_query = max(plain, key=lambda o: o.scores["query"])
+    assert led[0].candidate_index == best_query.candidate_index and led[0].scores["lead"] == "query"
+    assert led[0].kept  # no catalog and a fresh melody: the lead passes the gate
+    rest = [o.rank for o in led[1:]]
+    assert rest == sorted(rest) and 0 in rest + [led[0].rank]  # then the combined score, best first
+    assert len({o.candidate_index for o in led}) == len(led) == 3

@@ -139,10 +139,32 @@ def test_the_staged_search_hands_on_its_best_so_far_then_exactly_what_generate_r
     assert all(3 <= c.seed < 3 + 4 for c in early)  # round 1's pool only
     assert [c.conditioning["search"]["made"] for c in final] == [12, 12]
     assert [c.seed for c in final] == [c.seed for c in gen.generate(req)]
-    assert min(c.conditioning["search"]["score"] for c in final) >= min(
+    assert max(c.conditioning["search"]["score"] for c in final) >= max(
         c.conditioning["search"]["score"] for c in early)  # later rounds can only add better ones
     with pytest.raises(GenerationError, match="early_round"):
         SymbolicGenerator(tiny_weights, encoder=StubEncoder("stub@1"), early_round=0)
+
+
+def test_the_list_leads_with_the_candidate_closest_to_the_query_and_elites_keep_it(tiny_weights: Path) -> None:
+    from types import SimpleNamespace
+
+    from generation.generators.symbolic import _elite
+
+    enc = StubEncoder("stub@1")
+    gen = SymbolicGenerator(tiny_weights, encoder=enc, search_rounds=2, early_round=None, pool=8, bars=4)
+    targets = enc.embed_text(["x", "y"])
+    req = GenerationRequest(text="a reel for flute", target_embeddings=targets, duration_s=2.0,
+                            n_candidates=4, seed=21)
+    cands = gen.generate(req)
+    from generation.generators.rerank import embed_candidates
+
+    q = embed_candidates(cands, enc) @ enc.embed_text(["a reel for flute"])[0]
+    assert int(np.argmax(q)) == 0  # the closest to the query's text leads the list
+    scores = [c.conditioning["search"]["score"] for c in cands[1:]]
+    assert scores == sorted(scores, reverse=True)  # the rest: the combined score, best first
+    batch = [SimpleNamespace(score=s, query=v) for s, v in [(0.9, 0.1), (0.8, 0.2), (0.1, 0.9), (0.2, 0.8), (0.5, 0.5)]]
+    assert [m.score for m in _elite(batch, 2)] == [0.9, 0.8, 0.1, 0.2]  # best 2 by score + best 2 by query
+    assert len(_elite(batch, 5)) == 5  # no candidate twice
 
 
 def test_the_search_steers_away_from_what_it_must_avoid(tiny_weights: Path) -> None:
