@@ -162,8 +162,7 @@ def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: N
         # oversampling, its re-ranking), exactly what a worker does for a job.
         pipe = BackfillPipeline(encoder, prior, gen, ngram=ngram, catalog=_HoledCatalog(cat.ids[keep], m_left, thr),
                                 config=BackfillConfig(cfg.prior_samples, query_weight=cfg.query_weight,
-                                                      oversample=cfg.oversample,
-                                                      query_leads=cfg.query_leads))
+                                                      oversample=cfg.oversample, query_leads=cfg.query_leads))
         outcomes = [o for o in pipe.run(q.text, JobRequest(cfg.n_candidates, cfg.duration_s), seed)
                     if isinstance(o, Outcome)]
         found["generated"] = _judge_outcomes(outcomes, tools.reader, ngram)

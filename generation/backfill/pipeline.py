@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
+from collections.abc import Generator as Generator_
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,7 +286,10 @@ class BackfillPipeline:
         kept: list[np.ndarray] = []
         gated: set[int] = set()
         made: set[int] = set()
-        for candidates, final in self._stages(gen_request):
+        stages = self._stages(gen_request)
+        stage = next(stages, None)
+        while stage is not None:
+            candidates, final = stage
             made.update((c.seed - seed) % SEED_LIMIT for c in candidates)
             tally.generated = len(made)
             # an early list gives at most `early_keepers` tracks; the search's end gives the rest
@@ -293,8 +297,9 @@ class BackfillPipeline:
             yield Report({"stage": "gating", **tally.progress()})
             yield from self._gate_list(candidates, _JobState(seed, samples, text_vec, cat, ngram, done,
                                                              kept, gated, tally), limit)
-            if len(kept) >= request.n:
+            if final or len(kept) >= request.n:
                 break
+            stage = stages.send(list(kept))  # the search avoids twins of what was kept
         yield Report({"stage": "finished", **tally.progress(), "shortfall": request.n - len(kept)})
 
     def _gate_list(self, candidates: list[Candidate], st: _JobState, limit: int) -> Iterator[Outcome | Report]:
@@ -341,12 +346,15 @@ class BackfillPipeline:
         if out.kept:
             st.kept.append(emb)
 
-    def _stages(self, request: GenerationRequest) -> Iterator[tuple[list[Candidate], bool]]:
-        """``(candidates, final)``: early lists from a staged search, then the final one."""
+    def _stages(self, request: GenerationRequest) -> Generator_[tuple[list[Candidate], bool], Any, None]:
+        """``(candidates, final)``: early lists from a staged search, then the final one.
+
+        A staged generator's own iterator is returned, so :meth:`run` can ``send`` it the
+        embeddings kept so far.
+        """
         if isinstance(self.generator, StagedGenerator):
-            yield from self.generator.generate_staged(request)
-        else:
-            yield self.generator.generate(request), True
+            return self.generator.generate_staged(request)
+        return _single_stage(self.generator, request)
 
     def _prior_samples(self, text_vec: np.ndarray, request: JobRequest, seed: int) -> np.ndarray:
         positives = [text_vec]
@@ -415,6 +423,12 @@ class BackfillPipeline:
                                  f"{self.config.copy_run - 1} allowed)")
         return {"passed": passed, "copied_run": run, "limit": self.config.copy_run - 1,
                 "notes": int(len(notes[0])), "index_ngrams": int(len(ngram.hashes))}
+
+
+def _single_stage(generator: Generator, request: GenerationRequest
+                  ) -> Generator_[tuple[list[Candidate], bool], Any, None]:
+    """A plain generator's candidates as one final list."""
+    yield generator.generate(request), True
 
 
 @dataclass

@@ -13,7 +13,8 @@ stored track's provenance (generator, weights id, seed, conditioning) reproduce 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator as Generator_
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
@@ -228,9 +229,11 @@ class StagedGenerator(Generator, Protocol):
     sees does not wait for the whole search (the symbolic generator's cross-entropy search).
     """
 
-    def generate_staged(self, request: GenerationRequest) -> Iterator[tuple[list[Candidate], bool]]:
+    def generate_staged(self, request: GenerationRequest
+                        ) -> Generator_[tuple[list[Candidate], bool], Sequence[np.ndarray] | None, None]:
         """``(best-first candidates so far, final)`` as the search goes.
 
-        Exactly one pair has ``final`` true, the last, and its list is :meth:`generate`'s.
+        Exactly one pair has ``final`` true, the last. The caller may ``send`` back the unit
+        embeddings it kept from a list; later lists then avoid near-twins of them.
         """
         ...

@@ -38,7 +38,8 @@ attributes only (re-ranking still uses the current encoder, which is valid).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator as Generator_
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -184,12 +185,16 @@ class SymbolicGenerator:
         stages = list(self.generate_staged(request))
         return stages[-1][0]
 
-    def generate_staged(self, request: GenerationRequest) -> Iterator[tuple[list[Candidate], bool]]:
+    def generate_staged(self, request: GenerationRequest
+                        ) -> Generator_[tuple[list[Candidate], bool], Sequence[np.ndarray] | None, None]:
         """``(best candidates so far, final)`` after round ``early_round`` and at the end.
 
         Each list is what :meth:`generate` would return had the search stopped there; the final
         one is exactly :meth:`generate`'s. The search runs lazily: a caller that stops
-        iterating after the early list stops the search.
+        iterating after the early list stops the search. A caller may ``send`` back the unit
+        audio embeddings it kept from a list: later lists then skip near-twins of them (above
+        ``request.avoid_threshold``), as they skip twins of each other, so the novelty gate's
+        sibling check does not refuse the rest of a job for sounding like its first track.
 
         Raises:
             GenerationError: target embeddings whose width is not the model's condition width.
@@ -201,6 +206,7 @@ class SymbolicGenerator:
             pool = max(pool if self.pool else request.n_candidates, request.n_candidates)
         rng_dist = _Distribution(forced, targets is not None and len(targets) or 0)
         made: list[_Made] = []
+        keepers: list[np.ndarray] = []  # embeddings the caller kept from earlier lists (sent back)
         j = 0
         for r in range(self.search_rounds):
             params = [rng_dist.draw((request.seed + j + i) % SEED_LIMIT, first=r == 0) for i in range(pool)]
@@ -209,12 +215,14 @@ class SymbolicGenerator:
             self._score(batch, targets, query_vec, request)
             made += batch
             if r + 1 == self.search_rounds or r + 1 == self.early_round:
-                yield self._best(made, request, r + 1, pool), r + 1 == self.search_rounds
+                sent = yield self._best(made, request, r + 1, pool, keepers), r + 1 == self.search_rounds
+                keepers += [] if sent is None else [np.asarray(e, np.float32) for e in sent]
             if r + 1 < self.search_rounds:
                 elite = _elite(batch, max(2, pool // 4))
                 rng_dist = rng_dist.refit([m.params for m in elite], [m.candidate for m in elite])
 
-    def _best(self, made: list[_Made], request: GenerationRequest, rounds: int, pool: int) -> list[Candidate]:
+    def _best(self, made: list[_Made], request: GenerationRequest, rounds: int, pool: int,
+              keepers: list[np.ndarray]) -> list[Candidate]:
         """The best distinct ``n_candidates`` of ``made``, each with the search's tally."""
         ranked = sorted(made, key=lambda m: -m.score)
         thr = request.avoid_threshold
@@ -226,7 +234,7 @@ class SymbolicGenerator:
                      m.candidate.conditioning.get("nearest_avoid", 0.0) > thr for m in ranked),
                  "attribute_misses": sum(bool(_misses(m.candidate.conditioning)) for m in ranked)}
         out = []
-        for m in _distinct(ranked, request):
+        for m in _distinct(ranked, request, keepers):
             cond = dict(m.candidate.conditioning)
             cond["search"] = {"score": round(m.score, 5), **tally}
             out.append(replace(m.candidate, conditioning=cond))
@@ -382,7 +390,7 @@ def _misses(conditioning: dict[str, Any]) -> list[str]:
     return ["mode"] if want and heard and heard != want else []
 
 
-def _distinct(made: list[_Made], request: GenerationRequest) -> list[_Made]:
+def _distinct(made: list[_Made], request: GenerationRequest, keepers: list[np.ndarray] = ()) -> list[_Made]:
     """The best ``n_candidates``, skipping those the backfill gate would refuse.
 
     Only with a novelty bar (``request.avoid_threshold``): a candidate is skipped when it sits
@@ -402,7 +410,7 @@ def _distinct(made: list[_Made], request: GenerationRequest) -> list[_Made]:
             break
         near = m.candidate.conditioning.get("nearest_avoid", 0.0) > thr
         twin = m.embedding is not None and any(
-            c.embedding is not None and float(m.embedding @ c.embedding) > thr for c in chosen)
+            e is not None and float(m.embedding @ e) > thr for e in [c.embedding for c in chosen] + list(keepers))
         (skipped if near or twin else chosen).append(m)
     return chosen + skipped[: n - len(chosen)]
 

@@ -276,3 +276,26 @@ def test_committed_weights_generate_through_the_registry_with_the_committed_enco
     assert cand.score["meter"] == "6/8" and cand.conditioning["ensemble"] == "solo fiddle"
     assert cand.weights_id == meta["weights_id"]
 
+
+
+def test_embeddings_sent_back_keep_twins_of_a_kept_candidate_out_of_later_lists(tiny_weights: Path) -> None:
+    from generation.generators.rerank import embed_candidates
+
+    enc = StubEncoder("stub@1")
+    gen = SymbolicGenerator(tiny_weights, encoder=enc, search_rounds=2, early_round=1, pool=6, bars=4)
+    away = -np.ones((1, enc.dim), np.float32) / np.sqrt(enc.dim)  # nothing is near it: no penalty
+    req = GenerationRequest(text="a march for brass", duration_s=2.0, n_candidates=3, seed=2,
+                            avoid_embeddings=away, avoid_threshold=0.995)
+
+    def final_seeds(send: bool) -> tuple[int, list[int]]:
+        stages = gen.generate_staged(req)
+        early, _ = next(stages)
+        kept = embed_candidates(early[:1], enc)
+        final, is_final = stages.send(list(kept) if send else None)
+        assert is_final
+        return early[0].seed, [c.seed for c in final]
+
+    lead, without = final_seeds(False)
+    assert lead in without  # control: the final list would hand the kept candidate on again
+    lead, with_sent = final_seeds(True)
+    assert lead not in with_sent and len(with_sent) == 3
