@@ -8,7 +8,7 @@ Three figures, all with ``torch.set_num_threads(1)``:
 - **a batch of 8**: the same, eight melodies sampled in one batch (the search's unit), per
   candidate;
 - **a full search**: ``SymbolicGenerator.generate`` with its default cross-entropy-method
-  search (3 rounds of 8, every candidate rendered and embedded by the committed encoder for
+  search (6 rounds of 8, every candidate rendered and embedded by the committed encoder for
   scoring), for 4 candidates.
 
 Run: ``nice -n 10 python -m benchmarks.bench_symbolic_generator [--duration 20] [--repeats 5]``.
