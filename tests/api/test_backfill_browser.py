@@ -70,12 +70,14 @@ def test_a_hole_query_is_filled_while_the_user_watches(tmp_path: Path) -> None:
 
         # The worker in the server generates; the page inserts each stored track.
         page.wait_for_selector("#results li.result.generated", timeout=300_000)
-        fresh = page.locator("#results li.result.generated").first
+        # Pinned by id: the job's later keepers are prepended above it while we look (staged search).
+        tid = page.locator("#results li.result.generated").first.get_attribute("data-id")
+        fresh = page.locator(f"#results li.result[data-id='{tid}']")
         assert fresh.locator(".badge.gen").is_visible()
         assert fresh.locator("audio").get_attribute("src").startswith("/v1/tracks/")
         fresh.locator(".provenance summary").click()
-        page.wait_for_function("() => document.querySelector('#results li.result.generated "
-                               ".prov-body')?.textContent.includes('symbolic')", timeout=30_000)
+        page.wait_for_function(f"() => document.querySelector(\"#results li.result[data-id='{tid}'] "
+                               f".prov-body\")?.textContent.includes('symbolic')", timeout=30_000)
         page.wait_for_selector("#backfill[data-state='done']", timeout=300_000)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
 
