@@ -284,8 +284,8 @@ class BackfillPipeline:
                                         avoid_threshold=cat.threshold if avoid else None)
         tally = _Tally()
         kept: list[np.ndarray] = []
-        gated: set[int] = set()
         made: set[int] = set()
+        st = _JobState(seed, samples, text_vec, cat, ngram, done, kept, set(), tally)
         stages = self._stages(gen_request)
         stage = next(stages, None)
         while stage is not None:
@@ -295,8 +295,7 @@ class BackfillPipeline:
             # an early list gives at most `early_keepers` tracks; the search's end gives the rest
             limit = request.n if final else min(request.n, len(kept) + self.config.early_keepers)
             yield Report({"stage": "gating", **tally.progress()})
-            yield from self._gate_list(candidates, _JobState(seed, samples, text_vec, cat, ngram, done,
-                                                             kept, gated, tally), limit)
+            yield from self._gate_list(candidates, st, limit)
             if final or len(kept) >= request.n:
                 break
             stage = stages.send(list(kept))  # the search avoids twins of what was kept
@@ -311,7 +310,7 @@ class BackfillPipeline:
         combined score, which keeps the prior's reading of the request (where such music sits)
         in the job.
         """
-        ranked = self._rerank(candidates, st.samples, st.text_vec)
+        ranked = self._rerank(candidates, st)
         order = list(range(len(ranked)))
         if self.config.query_leads and ranked and ranked[0][2]["query"] is not None:
             by_query = sorted(order, key=lambda i: -ranked[i][2]["query"])
@@ -365,22 +364,30 @@ class BackfillPipeline:
         return self.prior.sample(np.stack(positives), num_samples=self.config.prior_samples, seed=seed,
                                  guidance=self.config.guidance).astype(np.float32)
 
-    def _rerank(self, candidates: list[Candidate], samples: np.ndarray, text_vec: np.ndarray
-                ) -> list[tuple[Candidate, np.ndarray, dict[str, Any]]]:
+    def _rerank(self, candidates: list[Candidate], st: _JobState) -> list[tuple[Candidate, np.ndarray, dict[str, Any]]]:
+        """``(candidate, embedding, scores)`` best first by the combined score, skipping gated ones.
+
+        A staged search's final list repeats candidates of its early list: each candidate is
+        embedded and scored once per job (``st.scored``, by candidate index; the samples and the
+        query are the job's, so the scores cannot change).
+        """
         from generation.generators.rerank import score_candidates
 
-        if not candidates:
-            return []
-        s = score_candidates(candidates, self.encoder, samples, text_vec, self.config.query_weight)
-        order = np.argsort(-s.total, kind="stable")
+        todo = [c for c in candidates if (c.seed - st.seed) % SEED_LIMIT not in st.gated]
+        fresh = [c for c in todo if (c.seed - st.seed) % SEED_LIMIT not in st.scored]
+        if fresh:
+            s = score_candidates(fresh, self.encoder, st.samples, st.text_vec, self.config.query_weight)
+            for i, c in enumerate(fresh):
+                st.scored[(c.seed - st.seed) % SEED_LIMIT] = (s.embeddings[i], {
+                    "total": float(s.total[i]), "target": float(s.target[i]),
+                    "query": None if s.query is None else float(s.query[i]),
+                    "query_weight": self.config.query_weight, "aggregate": "top-quarter",
+                    "encoder_id": self.encoder.id})
         out = []
-        for i in order:
-            search = (candidates[i].conditioning.get("search") or {}).get("score")
-            scores = {"total": float(s.total[i]), "target": float(s.target[i]),
-                      "query": None if s.query is None else float(s.query[i]),
-                      "query_weight": self.config.query_weight, "aggregate": "top-quarter",
-                      "search": search, "encoder_id": self.encoder.id}
-            out.append((candidates[i], s.embeddings[i], scores))
+        for c in todo:
+            emb, scores = st.scored[(c.seed - st.seed) % SEED_LIMIT]
+            out.append((c, emb, {**scores, "search": (c.conditioning.get("search") or {}).get("score")}))
+        out.sort(key=lambda row: -row[2]["total"])  # stable: ties keep the generator's order
         return out
 
     def _gate(self, cand: Candidate, emb: np.ndarray, cat: CatalogVectors | None, kept: list[np.ndarray],
@@ -444,6 +451,7 @@ class _JobState:
     kept: list[np.ndarray]
     gated: set[int]
     tally: _Tally
+    scored: dict[int, tuple[np.ndarray, dict[str, Any]]] = field(default_factory=dict)  # by candidate index
 
 
 @dataclass

@@ -390,7 +390,7 @@ def _misses(conditioning: dict[str, Any]) -> list[str]:
     return ["mode"] if want and heard and heard != want else []
 
 
-def _distinct(made: list[_Made], request: GenerationRequest, keepers: list[np.ndarray] = ()) -> list[_Made]:
+def _distinct(made: list[_Made], request: GenerationRequest, keepers: Sequence[np.ndarray] = ()) -> list[_Made]:
     """The best ``n_candidates``, skipping those the backfill gate would refuse.
 
     Only with a novelty bar (``request.avoid_threshold``): a candidate is skipped when it sits
