@@ -54,6 +54,9 @@ def _build(settings: Settings) -> Pipeline:
     encoder = build_encoder(settings)
     prior = load_prior(encoder.id)
     generator = build_generator(settings, encoder=encoder)
+    warm = getattr(generator, "warm_up", None)
+    if callable(warm):  # e.g. the symbolic generator's soundfonts: paid at start, not by the first job
+        warm()
     catalog = DatabaseCatalog(open_catalog(settings.resolved_database_url), encoder.id, encoder.dim)
     path = settings.novelty_index_path
     if not path.is_file():

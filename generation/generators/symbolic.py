@@ -7,14 +7,13 @@ attribute tokens; the melody is arranged and rendered through the soundfont rend
 
 **Candidate search** (DITTO's idea, without gradients: rendering is not differentiable). A
 candidate is a point in (sampling seed, temperature, which prior sample conditions it,
-ensemble, tempo, register). Round 0 samples ``pool`` candidates from a broad distribution
-(temperature around 1, the ensemble and tempo class left to the model's own prediction from
-the embedding, a register drawn in -5..+6 semitones); each is rendered, embedded by the
+ensemble, tempo, register, soundfont): :mod:`~generation.generators.symbolic_search`. Round 0
+samples ``pool`` candidates from a broad distribution; each is rendered, embedded by the
 platform's encoder and scored by :func:`~generation.generators.rerank.score_candidates`
 (cosine to the prior's samples and to the query). Each further round is a cross-entropy-method
-step: the best quarter (the elites) refit the Gaussian over temperature, tempo and register and
-the categoricals over the elites' ensembles and tempo classes (smoothed, so no elite value
-takes over after one round), and a new pool is drawn from them. The best ``n_candidates`` of
+step: the best quarter (the elites) refit the Gaussians over temperature, tempo and register and
+the smoothed categoricals over ensembles, tempo classes, soundfonts and prior samples, and a new
+pool is drawn from them. The best ``n_candidates`` of
 all rounds are returned, best first.
 
 **Early hand-off.** :meth:`SymbolicGenerator.generate_staged` also hands on the best
@@ -58,8 +57,10 @@ from generation.generators.symbolic_render import (
     score_json,
     score_mode,
 )
+from generation.generators.symbolic_search import SearchDistribution, SearchParams
 from generation.generators.symbolic_training import DEFAULT_WEIGHTS, load_model
 from generation.symbolic import tokens as T
+from generation.symbolic.render import preload_soundfont, soundfont_paths, training_soundfonts
 
 if TYPE_CHECKING:
     from retrieval.encoders.base import Encoder
@@ -75,22 +76,9 @@ NOVELTY_PENALTY = 4.0
 ATTRIBUTE_PENALTY = 0.1
 
 
-@dataclass(frozen=True)
-class _Params:
-    """One candidate's point in the search space."""
-
-    seed: int
-    temperature: float
-    target: int  # row of the targets that conditions it (-1: none)
-    ensemble: str | None  # None: the model's prediction
-    tempo_class: str | None
-    tempo_jitter: float  # where in the tempo class's bpm range, 0..1
-    transpose: int
-
-
 @dataclass
 class _Made:
-    params: _Params
+    params: SearchParams
     candidate: Candidate
     score: float = 0.0
     embedding: np.ndarray | None = None
@@ -115,7 +103,10 @@ class SymbolicGenerator:
         pool: candidates per round (default ``max(2 * n_candidates, 8)``).
         query_weight: share of the query term in the search score.
         sample_rate: of the audio.
-        soundfont: the renderer's soundfont.
+        soundfonts: the soundfonts the search renders with (one name, or several to search
+            over); None: every installed training soundfont
+            (:func:`~generation.symbolic.render.training_soundfonts`), which the demo catalog's
+            renders are spread over too.
         bars: bars sampled per melody (a shorter piece loops, as the catalog's renders do).
 
     Raises:
@@ -129,7 +120,8 @@ class SymbolicGenerator:
     def __init__(self, path: str | Path | None = None, device: str = "auto", *,
                  encoder: Encoder | None = None, on_encoder_mismatch: str = "refuse",
                  condition: str = "auto", search_rounds: int = 6, early_round: int | None = 3, pool: int | None = None,
-                 query_weight: float = 0.5, sample_rate: int = 22050, soundfont: str = "TimGM6mb",
+                 query_weight: float = 0.5, sample_rate: int = 22050,
+                 soundfonts: str | Sequence[str] | None = None,
                  bars: int = 16) -> None:
         if condition not in CONDITIONS:
             raise GenerationError(f"condition must be one of {CONDITIONS}, got {condition!r}")
@@ -147,12 +139,24 @@ class SymbolicGenerator:
         self.sample_rate = sample_rate
         self.condition, self.search_rounds, self.pool = condition, search_rounds, pool
         self.early_round = early_round
-        self.query_weight, self.soundfont, self.bars = query_weight, soundfont, bars
+        self.query_weight, self.bars = query_weight, bars
+        if isinstance(soundfonts, str):
+            soundfonts = (soundfonts,)
+        self.soundfonts = tuple(soundfonts) if soundfonts is not None else tuple(training_soundfonts())
+        missing = sorted(set(self.soundfonts) - set(soundfont_paths()))
+        if missing or not self.soundfonts:
+            raise GenerationError(f"soundfonts {missing or '(none)'} are not installed (have "
+                                  f"{sorted(soundfont_paths())}); run `make soundfonts` for the Debian banks")
         self.on_encoder_mismatch = on_encoder_mismatch
         self._encoder = encoder
         self.embeddings_usable = True
         if encoder is not None:
             self._check_encoder(encoder)
+
+    def warm_up(self) -> None:
+        """Load every searched soundfont (FluidR3 takes 0.6 s), so a worker's first job does not wait."""
+        for sf in self.soundfonts:
+            preload_soundfont(sf, self.sample_rate)
 
     def _check_encoder(self, encoder: Encoder) -> None:
         if encoder.id == self.trained_encoder_id:
@@ -204,12 +208,12 @@ class SymbolicGenerator:
         pool = self.pool or max(2 * request.n_candidates, 8)
         if self.search_rounds == 1:
             pool = max(pool if self.pool else request.n_candidates, request.n_candidates)
-        rng_dist = _Distribution(forced, targets is not None and len(targets) or 0)
+        rng_dist = SearchDistribution(forced, targets is not None and len(targets) or 0, self.soundfonts)
         made: list[_Made] = []
         keepers: list[np.ndarray] = []  # embeddings the caller kept from earlier lists (sent back)
         j = 0
         for r in range(self.search_rounds):
-            params = [rng_dist.draw((request.seed + j + i) % SEED_LIMIT, first=r == 0) for i in range(pool)]
+            params = [rng_dist.draw((request.seed + j + i) % SEED_LIMIT) for i in range(pool)]
             j += pool
             batch = self._make(params, request, targets, forced, variant)
             self._score(batch, targets, query_vec, request)
@@ -219,7 +223,9 @@ class SymbolicGenerator:
                 keepers += [] if sent is None else [np.asarray(e, np.float32) for e in sent]
             if r + 1 < self.search_rounds:
                 elite = _elite(batch, max(2, pool // 4))
-                rng_dist = rng_dist.refit([m.params for m in elite], [m.candidate for m in elite])
+                conds = [m.candidate.conditioning for m in elite]
+                rng_dist = rng_dist.refit([m.params for m in elite], [c["ensemble"] for c in conds],
+                                          [c["tempo_class"] for c in conds])
 
     def _best(self, made: list[_Made], request: GenerationRequest, rounds: int, pool: int,
               keepers: list[np.ndarray]) -> list[Candidate]:
@@ -262,7 +268,7 @@ class SymbolicGenerator:
         unit = targets / np.maximum(np.linalg.norm(targets, axis=1, keepdims=True), 1e-8)
         return unit.astype(np.float32), query_vec, "prior samples"
 
-    def _make(self, params: list[_Params], request: GenerationRequest, targets: np.ndarray | None,
+    def _make(self, params: list[SearchParams], request: GenerationRequest, targets: np.ndarray | None,
               forced: dict[str, str], variant: str) -> list[_Made]:
         """Sample and render one candidate per parameter point (one batched sampling call)."""
         cond = None if targets is None else targets[[max(p.target, 0) for p in params]]
@@ -283,14 +289,14 @@ class SymbolicGenerator:
                 seqs[i] = s
         return [self._render(p, s, request, forced, variant) for p, s in zip(params, seqs, strict=True)]
 
-    def _render(self, p: _Params, seq: list[int], request: GenerationRequest, forced: dict[str, str],
+    def _render(self, p: SearchParams, seq: list[int], request: GenerationRequest, forced: dict[str, str],
                 variant: str) -> _Made:
         mel = T.decode(seq)
         a = mel.attributes
         tempo = a.get("tempo_class") if a.get("tempo_class") in TEMPO_BPM else "moderate"
         lo, hi = TEMPO_BPM[tempo]
         ens = a.get("ensemble") if a.get("ensemble") not in (None, "unknown") else "solo piano"
-        perf = Performance(ens, lo + (hi - lo) * p.tempo_jitter, p.transpose, self.soundfont, p.seed)
+        perf = Performance(ens, lo + (hi - lo) * p.tempo_jitter, p.transpose, p.soundfont, p.seed)
         minor = a.get("mode") == "minor"
         audio, qbpm, arranged, transpose = play(mel.events, a["meter"], minor, perf, request.duration_s,
                                                 self.sample_rate)
@@ -304,7 +310,7 @@ class SymbolicGenerator:
                 else "re-ranking only", "row": p.target},
             "temperature": round(p.temperature, 4), "ensemble": ens, "tempo_class": tempo,
             "bpm": round(perf.bpm, 2), "qbpm": round(qbpm, 2), "transpose": transpose,
-            "soundfont": self.soundfont, "encoder_id": self.trained_encoder_id,
+            "soundfont": p.soundfont, "encoder_id": self.trained_encoder_id,
         }
         score = score_json(arranged, seq, a["meter"], qbpm, transpose,
                            instrumentation(ens, arranged.n_voices, (9 if minor else 0) + transpose))
@@ -413,55 +419,3 @@ def _distinct(made: list[_Made], request: GenerationRequest, keepers: Sequence[n
             e is not None and float(m.embedding @ e) > thr for e in [c.embedding for c in chosen] + list(keepers))
         (skipped if near or twin else chosen).append(m)
     return chosen + skipped[: n - len(chosen)]
-
-
-class _Distribution:
-    """The search distribution over candidate parameters (round 0 broad, then refitted)."""
-
-    def __init__(self, forced: dict[str, str], n_targets: int) -> None:
-        self.forced = forced
-        self.n_targets = n_targets
-        self.temp = (1.0, 0.15)
-        self.jitter = (0.5, 0.3)
-        self.transpose = (0.5, 3.5)
-        self.ensembles: dict[str, float] | None = None  # None: the model predicts
-        self.tempi: dict[str, float] | None = None
-
-    def draw(self, seed: int, first: bool) -> _Params:
-        """One parameter point from ``seed``."""
-        rng = np.random.default_rng(seed + 7919)
-        ens = tempo = None
-        if self.ensembles and "ensemble" not in self.forced:
-            names = list(self.ensembles)
-            p = np.array([self.ensembles[n] for n in names], np.float64)
-            ens = str(rng.choice(names, p=p / p.sum()))
-        if self.tempi and "tempo_class" not in self.forced:
-            names = list(self.tempi)
-            tempo = str(rng.choice(names, p=np.array([self.tempi[n] for n in names])))
-        return _Params(
-            seed=seed, temperature=float(np.clip(rng.normal(*self.temp), 0.6, 1.4)),
-            target=int(rng.integers(self.n_targets)) if self.n_targets else -1,
-            ensemble=ens, tempo_class=tempo,
-            tempo_jitter=float(np.clip(rng.normal(*self.jitter), 0.0, 1.0)),
-            transpose=int(np.clip(round(rng.normal(*self.transpose)), -5, 6)))
-
-    def refit(self, elite: list[_Params], cands: list[Candidate]) -> _Distribution:
-        """The cross-entropy-method step: Gaussians and smoothed categoricals from the elites."""
-        new = _Distribution(self.forced, self.n_targets)
-        temps = np.array([p.temperature for p in elite])
-        new.temp = (float(temps.mean()), max(float(temps.std()), 0.05))
-        jit = np.array([p.tempo_jitter for p in elite])
-        new.jitter = (float(jit.mean()), max(float(jit.std()), 0.1))
-        tr = np.array([p.transpose for p in elite], float)
-        new.transpose = (float(tr.mean()), max(float(tr.std()), 1.0))
-        new.ensembles = _smoothed([c.conditioning["ensemble"] for c in cands])
-        new.tempi = _smoothed([c.conditioning["tempo_class"] for c in cands])
-        return new
-
-
-def _smoothed(values: list[str], alpha: float = 0.5) -> dict[str, float]:
-    """Frequencies of ``values`` with ``alpha`` pseudo-counts spread over the values seen."""
-    names = sorted(set(values))
-    counts = np.array([values.count(n) + alpha for n in names], float)
-    return dict(zip(names, (counts / counts.sum()).tolist(), strict=True))
-

@@ -208,6 +208,15 @@ def _synth(soundfont: str, sample_rate: int) -> tuple[tinysoundfont.Synth, int]:
     return synth, sfid
 
 
+def preload_soundfont(soundfont: str, sample_rate: int) -> None:
+    """Load ``soundfont``'s synthesizer now, so the first render with it does not pay the load.
+
+    Raises:
+        GenerationError: the soundfont is not installed.
+    """
+    _synth(soundfont, sample_rate)
+
+
 def _window(ev: Events, start_ql: float, need_ql: float) -> tuple[np.ndarray, ...]:
     """Events in ``[start_ql, start_ql + need_ql)``, looping the piece when it is too short."""
     reps = int(np.ceil((start_ql + need_ql) / max(ev.length_ql, 1e-6))) + 1

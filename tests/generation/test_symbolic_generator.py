@@ -299,3 +299,38 @@ def test_embeddings_sent_back_keep_twins_of_a_kept_candidate_out_of_later_lists(
     assert lead in without  # control: the final list would hand the kept candidate on again
     lead, with_sent = final_seeds(True)
     assert lead not in with_sent and len(with_sent) == 3
+
+
+def test_the_search_distribution_refits_soundfonts_and_prior_rows_with_full_support() -> None:
+    from generation.generators.symbolic_search import SearchDistribution
+
+    dist = SearchDistribution({}, 3, ("A", "B", "C"))
+    first = [dist.draw(s) for s in range(60)]
+    assert {p.soundfont for p in first} == {"A", "B", "C"} and {p.target for p in first} == {0, 1, 2}
+    assert [dist.draw(5) for _ in range(2)] == [first[5]] * 2  # a seed gives one point
+    elite = [p for p in first if p.soundfont == "B" and p.target == 2][:4]
+    assert len(elite) == 4
+    new = dist.refit(elite, ["harp"] * 4, ["slow"] * 4)
+    assert new.soundfonts["B"] > 0.6 and 0 < new.soundfonts["A"] == new.soundfonts["C"]  # A, C may come back
+    assert new.targets[2] > 0.6 and 0 < new.targets[0] == new.targets[1]
+    assert new.ensembles == {"harp": 1.0} and new.tempi == {"slow": 1.0}  # only values the model used
+    drawn = [new.draw(1000 + s) for s in range(200)]
+    assert 0.55 < np.mean([p.soundfont == "B" for p in drawn]) < 0.9
+    assert all(p.ensemble == "harp" for p in drawn)
+    with pytest.raises(ValueError, match="soundfont"):
+        SearchDistribution({}, 0, ())
+
+
+def test_candidates_are_rendered_with_the_searched_soundfonts_only(tiny_weights: Path) -> None:
+    from generation.symbolic.render import training_soundfonts
+
+    enc = StubEncoder("stub@1")
+    req = GenerationRequest(text="a reel for flute", duration_s=2.0, n_candidates=8, seed=2)
+    one = SymbolicGenerator(tiny_weights, encoder=enc, search_rounds=1, pool=8, bars=4, soundfonts="TimGM6mb")
+    assert {c.conditioning["soundfont"] for c in one.generate(req)} == {"TimGM6mb"}
+    every = SymbolicGenerator(tiny_weights, encoder=enc, search_rounds=1, pool=16, bars=4)
+    assert every.soundfonts == tuple(training_soundfonts())
+    used = {c.conditioning["soundfont"] for c in every.generate(req)}
+    assert used <= set(training_soundfonts()) and (len(used) > 1 or len(training_soundfonts()) == 1)
+    with pytest.raises(GenerationError, match="NoSuchFont.*not installed"):
+        SymbolicGenerator(tiny_weights, encoder=enc, soundfonts=["TimGM6mb", "NoSuchFont"])
