@@ -104,9 +104,12 @@ class SymbolicGenerator:
         query_weight: share of the query term in the search score.
         sample_rate: of the audio.
         soundfonts: the soundfonts the search renders with (one name, or several to search
-            over); None: every installed training soundfont
-            (:func:`~generation.symbolic.render.training_soundfonts`), which the demo catalog's
-            renders are spread over too.
+            over; None: every installed training soundfont,
+            :func:`~generation.symbolic.render.training_soundfonts`). Default TimGM6mb alone:
+            searching over three lowered eval-backfill's win rate (0.71 to 0.43, see
+            :mod:`~generation.generators.symbolic_search`).
+        search_targets: refit which prior sample conditions a candidate from the elites
+            (default off, for the same measurement).
         bars: bars sampled per melody (a shorter piece loops, as the catalog's renders do).
 
     Raises:
@@ -121,7 +124,7 @@ class SymbolicGenerator:
                  encoder: Encoder | None = None, on_encoder_mismatch: str = "refuse",
                  condition: str = "auto", search_rounds: int = 6, early_round: int | None = 3, pool: int | None = None,
                  query_weight: float = 0.5, sample_rate: int = 22050,
-                 soundfonts: str | Sequence[str] | None = None,
+                 soundfonts: str | Sequence[str] | None = "TimGM6mb", search_targets: bool = False,
                  bars: int = 16) -> None:
         if condition not in CONDITIONS:
             raise GenerationError(f"condition must be one of {CONDITIONS}, got {condition!r}")
@@ -147,6 +150,7 @@ class SymbolicGenerator:
         if missing or not self.soundfonts:
             raise GenerationError(f"soundfonts {missing or '(none)'} are not installed (have "
                                   f"{sorted(soundfont_paths())}); run `make soundfonts` for the Debian banks")
+        self.search_targets = search_targets
         self.on_encoder_mismatch = on_encoder_mismatch
         self._encoder = encoder
         self.embeddings_usable = True
@@ -208,7 +212,8 @@ class SymbolicGenerator:
         pool = self.pool or max(2 * request.n_candidates, 8)
         if self.search_rounds == 1:
             pool = max(pool if self.pool else request.n_candidates, request.n_candidates)
-        rng_dist = SearchDistribution(forced, targets is not None and len(targets) or 0, self.soundfonts)
+        rng_dist = SearchDistribution(forced, targets is not None and len(targets) or 0, self.soundfonts,
+                                      self.search_targets)
         made: list[_Made] = []
         keepers: list[np.ndarray] = []  # embeddings the caller kept from earlier lists (sent back)
         j = 0

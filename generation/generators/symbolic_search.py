@@ -15,6 +15,13 @@ hears the request in. The prior's samples differ the same way (for "a jig" some 
 jigs, some on fiddle ones), so the rows whose candidates score best condition more of the next
 round instead of a uniform share.
 
+Measured (``tunescope eval-backfill --no-baselines``, seed 0, 2026-12-02): searching both the
+soundfont (over TimGM6mb, FluidR3 and CsoundGM) and the prior row lowered the win rate on hole
+queries from 0.71 to 0.43, so both are off by default: the generator renders with TimGM6mb and
+draws the prior row uniformly (``SymbolicGenerator(soundfonts=..., search_targets=True)`` turns
+them on). A likely reason: the encoder's score of a render moves with the soundfont more than
+with the music, so the search spends its rounds on timbre. See docs/generators.md.
+
 Smoothing: the ensemble and tempo categoricals spread their pseudo-counts over the values the
 elites used (the model's own predictions define that set); the soundfont and target
 categoricals spread them over their whole support, so a value no elite used this round keeps a
@@ -53,13 +60,17 @@ class SearchDistribution:
         forced: attributes the request fixes (never drawn).
         n_targets: rows of the condition (0: no targets).
         soundfonts: the soundfonts a candidate may be rendered with (at least one).
+        refit_targets: refit the prior row's categorical from the elites (False: every row
+            stays equally likely, drawn as the generator did before the row was searched).
     """
 
-    def __init__(self, forced: Mapping[str, str], n_targets: int, soundfonts: Sequence[str]) -> None:
+    def __init__(self, forced: Mapping[str, str], n_targets: int, soundfonts: Sequence[str],
+                 refit_targets: bool = False) -> None:
         if not soundfonts:
             raise ValueError("the search needs at least one soundfont")
         self.forced = dict(forced)
         self.n_targets = n_targets
+        self.refit_targets = refit_targets
         self.soundfont_names = tuple(soundfonts)
         self.temp = (1.0, 0.15)
         self.jitter = (0.5, 0.3)
@@ -67,7 +78,7 @@ class SearchDistribution:
         self.ensembles: dict[str, float] | None = None  # None: the model predicts
         self.tempi: dict[str, float] | None = None
         self.soundfonts = {s: 1.0 / len(soundfonts) for s in self.soundfont_names}
-        self.targets = {t: 1.0 / n_targets for t in range(n_targets)} if n_targets else {}
+        self.targets: dict[int, float] | None = None  # None: uniform over the rows
 
     def draw(self, seed: int) -> SearchParams:
         """One parameter point from ``seed`` (the same seed gives the same point)."""
@@ -79,7 +90,8 @@ class SearchDistribution:
             tempo = _choice(rng, self.tempi)
         return SearchParams(
             seed=seed, temperature=float(np.clip(rng.normal(*self.temp), 0.6, 1.4)),
-            target=int(_choice(rng, self.targets)) if self.targets else -1,
+            target=(int(_choice(rng, self.targets)) if self.targets else int(rng.integers(self.n_targets)))
+            if self.n_targets else -1,
             ensemble=ens, tempo_class=tempo,
             tempo_jitter=float(np.clip(rng.normal(*self.jitter), 0.0, 1.0)),
             transpose=int(np.clip(round(rng.normal(*self.transpose)), -5, 6)),
@@ -95,7 +107,7 @@ class SearchDistribution:
                 where the parameter left it open).
             tempi: the tempo class each elite was rendered with (likewise).
         """
-        new = SearchDistribution(self.forced, self.n_targets, self.soundfont_names)
+        new = SearchDistribution(self.forced, self.n_targets, self.soundfont_names, self.refit_targets)
         temps = np.array([p.temperature for p in elite])
         new.temp = (float(temps.mean()), max(float(temps.std()), 0.05))
         jit = np.array([p.tempo_jitter for p in elite])
@@ -105,7 +117,7 @@ class SearchDistribution:
         new.ensembles = smoothed(list(ensembles))
         new.tempi = smoothed(list(tempi))
         new.soundfonts = smoothed([p.soundfont for p in elite], support=self.soundfont_names)
-        if self.n_targets:
+        if self.n_targets and self.refit_targets:
             new.targets = smoothed([p.target for p in elite], support=range(self.n_targets))
         return new
 

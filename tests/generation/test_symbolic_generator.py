@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -304,7 +305,7 @@ def test_embeddings_sent_back_keep_twins_of_a_kept_candidate_out_of_later_lists(
 def test_the_search_distribution_refits_soundfonts_and_prior_rows_with_full_support() -> None:
     from generation.generators.symbolic_search import SearchDistribution
 
-    dist = SearchDistribution({}, 3, ("A", "B", "C"))
+    dist = SearchDistribution({}, 3, ("A", "B", "C"), refit_targets=True)
     first = [dist.draw(s) for s in range(60)]
     assert {p.soundfont for p in first} == {"A", "B", "C"} and {p.target for p in first} == {0, 1, 2}
     assert [dist.draw(5) for _ in range(2)] == [first[5]] * 2  # a seed gives one point
@@ -317,6 +318,9 @@ def test_the_search_distribution_refits_soundfonts_and_prior_rows_with_full_supp
     drawn = [new.draw(1000 + s) for s in range(200)]
     assert 0.55 < np.mean([p.soundfont == "B" for p in drawn]) < 0.9
     assert all(p.ensemble == "harp" for p in drawn)
+    fixed_rows = SearchDistribution({}, 3, ("A", "B", "C")).refit(elite, ["harp"] * 4, ["slow"] * 4)
+    assert fixed_rows.targets is None  # the default (measured better): rows stay uniform
+    assert {fixed_rows.draw(1000 + s).target for s in range(60)} == {0, 1, 2}
     with pytest.raises(ValueError, match="soundfont"):
         SearchDistribution({}, 0, ())
 
@@ -326,11 +330,12 @@ def test_candidates_are_rendered_with_the_searched_soundfonts_only(tiny_weights:
 
     enc = StubEncoder("stub@1")
     req = GenerationRequest(text="a reel for flute", duration_s=2.0, n_candidates=8, seed=2)
-    one = SymbolicGenerator(tiny_weights, encoder=enc, search_rounds=1, pool=8, bars=4, soundfonts="TimGM6mb")
+    one = SymbolicGenerator(tiny_weights, encoder=enc, search_rounds=1, pool=8, bars=4)
+    assert one.soundfonts == ("TimGM6mb",)  # the default: searching soundfonts measured worse
     assert {c.conditioning["soundfont"] for c in one.generate(req)} == {"TimGM6mb"}
-    every = SymbolicGenerator(tiny_weights, encoder=enc, search_rounds=1, pool=16, bars=4)
+    every = SymbolicGenerator(tiny_weights, encoder=enc, search_rounds=1, pool=16, bars=4, soundfonts=None)
     assert every.soundfonts == tuple(training_soundfonts())
-    used = {c.conditioning["soundfont"] for c in every.generate(req)}
+    used = {c.conditioning["soundfont"] for c in every.generate(replace(req, n_candidates=16))}  # all 16 made
     assert used <= set(training_soundfonts()) and (len(used) > 1 or len(training_soundfonts()) == 1)
     with pytest.raises(GenerationError, match="NoSuchFont.*not installed"):
         SymbolicGenerator(tiny_weights, encoder=enc, soundfonts=["TimGM6mb", "NoSuchFont"])
