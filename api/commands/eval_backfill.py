@@ -44,6 +44,12 @@ def eval_backfill_command(
     query_weight: float = typer.Option(0.5, "--query-weight", min=0.0, max=1.0,
                                        help="The query's share in the generator's and the re-ranking's score."),
     oversample: int = typer.Option(2, "--oversample", min=1, max=8, help="Candidates generated per keeper."),
+    search_soundfonts: bool = typer.Option(False, "--search-soundfonts",
+                                           help="The generator searches every installed training soundfont "
+                                                "(default: TimGM6mb only)."),
+    search_targets: bool = typer.Option(False, "--search-targets",
+                                        help="The generator refits which prior sample conditions a candidate "
+                                             "(default: uniform)."),
     holes: list[str] = typer.Option(None, "--hole", help="Only these holes (repeatable; default: all six)."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Run the five baselines too."),
     corpus_pieces: int = typer.Option(300, "--corpus-pieces", min=20,
@@ -76,7 +82,8 @@ def eval_backfill_command(
     cfg = EvalConfig(n_candidates=candidates, duration_s=duration, search_rounds=rounds,
                      corpus_pieces=corpus_pieces, seed=seed, holes=chosen, baselines=baselines,
                      generate=not detector_only, query_weight=query_weight, oversample=oversample,
-                     query_leads=query_leads)
+                     query_leads=query_leads, search_soundfonts=search_soundfonts,
+                     search_targets=search_targets)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("hole queries", total=None)

@@ -113,6 +113,8 @@ class EvalConfig:
     pool: int | None = None  # candidates per search round (None: the generator's default)
     query_weight: float = 0.5  # the query's share in the generator's and re-ranking's score
     oversample: int = 2  # candidates generated per keeper wanted
+    search_soundfonts: bool = False  # the generator also searches every training soundfont
+    search_targets: bool = False  # the generator refits which prior sample conditions a candidate
     corpus_pieces: int = 300
     max_queries_per_hole: int | None = None  # None: every query aimed at the hole
     seed: int = 0
@@ -215,7 +217,9 @@ def _load_tools(cfg: EvalConfig, encoder: Encoder, ngram: NgramIndex) -> tuple[A
     from generation.symbolic import tokens as T
 
     gen = SymbolicGenerator(encoder=encoder, condition="auto", search_rounds=cfg.search_rounds,
-                            pool=cfg.pool, query_weight=cfg.query_weight)
+                            pool=cfg.pool, query_weight=cfg.query_weight,
+                            soundfonts=None if cfg.search_soundfonts else "TimGM6mb",
+                            search_targets=cfg.search_targets)
     uncond = SymbolicGenerator(encoder=encoder, condition="none", search_rounds=1,
                                pool=cfg.n_candidates)
     reader = AudioReader(encoder, [e for e in T.ENSEMBLES if e != "unknown"])
