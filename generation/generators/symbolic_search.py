@@ -19,8 +19,9 @@ Measured (``tunescope eval-backfill --no-baselines``, seed 0, 2026-12-02): searc
 soundfont (over TimGM6mb, FluidR3 and CsoundGM) and the prior row lowered the win rate on hole
 queries from 0.71 to 0.43, so both are off by default: the generator renders with TimGM6mb and
 draws the prior row uniformly (``SymbolicGenerator(soundfonts=..., search_targets=True)`` turns
-them on). Apart, each costs wins too (soundfont alone 0.50, prior row alone 0.57). A likely reason: the encoder's score of a render moves with the soundfont more than
-with the music, so the search spends its rounds on timbre. See docs/generators.md.
+them on). Apart, each costs wins too (soundfont alone 0.50, prior row alone 0.57). A likely
+reason: the encoder's score of a render moves with the soundfont more than with the music, so
+the search spends its rounds on timbre. See docs/generators.md.
 
 Smoothing: the ensemble and tempo categoricals spread their pseudo-counts over the values the
 elites used (the model's own predictions define that set); the soundfont and target
