@@ -218,8 +218,8 @@ def _load_tools(cfg: EvalConfig, encoder: Encoder, ngram: NgramIndex) -> tuple[A
 
     gen = SymbolicGenerator(encoder=encoder, condition="auto", search_rounds=cfg.search_rounds,
                             pool=cfg.pool, query_weight=cfg.query_weight,
-                            soundfonts=None if cfg.search_soundfonts else "TimGM6mb",
-                            search_targets=cfg.search_targets)
+                            search_targets=cfg.search_targets,
+                            **({"soundfonts": None} if cfg.search_soundfonts else {}))
     uncond = SymbolicGenerator(encoder=encoder, condition="none", search_rounds=1,
                                pool=cfg.n_candidates)
     reader = AudioReader(encoder, [e for e in T.ENSEMBLES if e != "unknown"])

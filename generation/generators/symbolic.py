@@ -7,13 +7,14 @@ attribute tokens; the melody is arranged and rendered through the soundfont rend
 
 **Candidate search** (DITTO's idea, without gradients: rendering is not differentiable). A
 candidate is a point in (sampling seed, temperature, which prior sample conditions it,
-ensemble, tempo, register, soundfont): :mod:`~generation.generators.symbolic_search`. Round 0
+ensemble, tempo, register and, when several are given, soundfont):
+:mod:`~generation.generators.symbolic_search`. Round 0
 samples ``pool`` candidates from a broad distribution; each is rendered, embedded by the
 platform's encoder and scored by :func:`~generation.generators.rerank.score_candidates`
 (cosine to the prior's samples and to the query). Each further round is a cross-entropy-method
 step: the best quarter (the elites) refit the Gaussians over temperature, tempo and register and
-the smoothed categoricals over ensembles, tempo classes, soundfonts and prior samples, and a new
-pool is drawn from them. The best ``n_candidates`` of
+the smoothed categoricals over ensembles and tempo classes (and, when turned on, soundfonts and
+prior samples), and a new pool is drawn from them. The best ``n_candidates`` of
 all rounds are returned, best first.
 
 **Early hand-off.** :meth:`SymbolicGenerator.generate_staged` also hands on the best
@@ -60,7 +61,7 @@ from generation.generators.symbolic_render import (
 from generation.generators.symbolic_search import SearchDistribution, SearchParams
 from generation.generators.symbolic_training import DEFAULT_WEIGHTS, load_model
 from generation.symbolic import tokens as T
-from generation.symbolic.render import preload_soundfont, soundfont_paths, training_soundfonts
+from generation.symbolic.render import DEFAULT_SOUNDFONT, preload_soundfont, soundfont_paths, training_soundfonts
 
 if TYPE_CHECKING:
     from retrieval.encoders.base import Encoder
@@ -124,7 +125,7 @@ class SymbolicGenerator:
                  encoder: Encoder | None = None, on_encoder_mismatch: str = "refuse",
                  condition: str = "auto", search_rounds: int = 6, early_round: int | None = 3, pool: int | None = None,
                  query_weight: float = 0.5, sample_rate: int = 22050,
-                 soundfonts: str | Sequence[str] | None = "TimGM6mb", search_targets: bool = False,
+                 soundfonts: str | Sequence[str] | None = DEFAULT_SOUNDFONT, search_targets: bool = False,
                  bars: int = 16) -> None:
         if condition not in CONDITIONS:
             raise GenerationError(f"condition must be one of {CONDITIONS}, got {condition!r}")

@@ -23,7 +23,7 @@ from generation.errors import GenerationError
 from generation.symbolic import tokens as T
 from generation.symbolic.arrange import accompany, estimate_key
 from generation.symbolic.ensembles import MELODY_ENSEMBLES, POLY_ENSEMBLES, Ensemble, ensemble, programs_for
-from generation.symbolic.render import Events, RenderSpec, render
+from generation.symbolic.render import DEFAULT_SOUNDFONT, Events, RenderSpec, render
 
 #: Heard beats per minute by tempo class (``retrieval.captions.tempo_bucket``'s thresholds).
 TEMPO_BPM = {"slow": (58.0, 76.0), "moderate": (86.0, 114.0), "fast": (124.0, 160.0)}
@@ -136,7 +136,7 @@ class Performance:
     ensemble: str
     bpm: float  # heard beats per minute
     transpose: int  # semitones from the normalised key (C major / A minor)
-    soundfont: str = "TimGM6mb"
+    soundfont: str = DEFAULT_SOUNDFONT
     seed: int = 0
 
 

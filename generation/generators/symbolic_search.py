@@ -7,7 +7,7 @@ refit keeps Gaussians over the continuous parameters (temperature, where in the 
 bpm range, transposition) and smoothed categoricals over the discrete ones, fitted on the
 round's elites.
 
-Why the soundfont and the prior sample are searched, not fixed: the encoder hears the
+Why the soundfont and the prior sample can be searched (both off by default, see below): the encoder hears the
 instrument's timbre before the form, and the catalog's renders are spread over every training
 soundfont. With one soundfont a fill for "a waltz" can only sound like the waltzes that
 soundfont played; with the soundfont as a dimension the search finds the timbre the encoder

@@ -36,12 +36,15 @@ SYSTEM_SOUNDFONTS = {
 #: the encoder hears instruments rather than one soundfont's samples.
 HELDOUT_SOUNDFONT = "MuseScoreGeneral"
 
+#: Always installed (it ships in pretty_midi): the renderer's and the generator's default.
+DEFAULT_SOUNDFONT = "TimGM6mb"
+
 
 def soundfont_paths() -> dict[str, str]:
     """Available soundfonts by name: pretty_midi's TimGM6mb always, Debian's when installed."""
     import pretty_midi
 
-    found = {"TimGM6mb": os.path.join(os.path.dirname(pretty_midi.__file__), "TimGM6mb.sf2")}
+    found = {DEFAULT_SOUNDFONT: os.path.join(os.path.dirname(pretty_midi.__file__), "TimGM6mb.sf2")}
     for name, path in SYSTEM_SOUNDFONTS.items():
         if os.path.isfile(path):
             found[name] = path
@@ -181,7 +184,7 @@ class RenderSpec:
     duration_s: float
     transpose: int = 0
     velocity: int = 88
-    soundfont: str = "TimGM6mb"
+    soundfont: str = DEFAULT_SOUNDFONT
     drone: int | None = None
     drone_pitch: int = 50
     seed: int = 0
