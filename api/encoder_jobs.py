@@ -19,7 +19,16 @@ from generation.symbolic.render import HELDOUT_SOUNDFONT, soundfont_paths, train
 from retrieval.captions import facts_from_row, training_captions
 from retrieval.encoders.default import DEFAULT_WEIGHTS, ClapMini, load_minilm
 from retrieval.encoders.features import FEATURE_VERSION, frames_for
-from retrieval.encoders.training import TrainConfig, TrainData, Trainer, label_arrays, label_names, save_weights
+from retrieval.encoders.training import (
+    TextHeadConfig,
+    TrainConfig,
+    TrainData,
+    Trainer,
+    fit_text_head,
+    label_arrays,
+    label_names,
+    save_weights,
+)
 from retrieval.evaluation.encoder_report import zero_shot
 from retrieval.evaluation.metrics import retrieval_metrics
 
@@ -44,33 +53,60 @@ def cached_feature_set(cache: Path, name: str, log: Log, **kwargs: Any) -> Featu
     return fs
 
 
-def embed_captions(texts: Sequence[str], batch: int = 256) -> np.ndarray:
-    """Frozen MiniLM vectors (384-d, unnormalised as MiniLM emits them) for every caption."""
+def embed_captions(texts: Sequence[str], batch: int = 256, cache: Path | None = None) -> np.ndarray:
+    """Frozen MiniLM vectors (384-d, unnormalised as MiniLM emits them) for every caption.
+
+    With ``cache`` (a folder), the vectors of this exact list of texts are kept in
+    ``captions-<sha256>.npy`` there: MiniLM over 60k captions costs ~7 minutes on 2 cores, and
+    the text-head experiments reuse one caption list many times.
+    """
+    path = None
+    if cache is not None:
+        import hashlib
+
+        digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+        path = cache / f"captions-{digest}.npy"
+        if path.is_file():
+            return np.load(path)
     model = load_minilm("cpu")
-    return model.encode(list(texts), batch_size=batch, convert_to_numpy=True, show_progress_bar=False)
+    vecs = model.encode(list(texts), batch_size=batch, convert_to_numpy=True, show_progress_bar=False)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, vecs)
+        tmp.replace(path)
+    return vecs
 
 
-def audio_embeddings_from_features(model: ClapMini, fs: FeatureSet, batch: int = 64) -> np.ndarray:
-    """Unit audio embeddings ``[n, dim]`` from stored 20 s features.
+def audio_window_embeddings(model: ClapMini, fs: FeatureSet, batch: int = 64) -> torch.Tensor:
+    """Unnormalised audio embeddings ``[n, 3, dim]`` of the 10 s windows at 0, 5 and 10 s.
 
-    The mean of the 10 s windows at 0, 5 and 10 s: the same windows
-    ``DefaultEncoder.embed_audio`` would take.
+    The windows ``DefaultEncoder.embed_audio`` takes from a 20 s clip.
     """
     frames = frames_for(10.0)
     starts = [0, 250, 500]
     out = []
     with torch.inference_mode():
         for s in range(0, len(fs.rows), batch):
-            acc = 0
+            views = []
             for st in starts:
                 feats = {
                     "logmel": torch.from_numpy(fs.logmel[s:s + batch, :, st:st + frames].astype(np.float32)),
                     "chroma": torch.from_numpy(fs.chroma[s:s + batch, :, st:st + frames].astype(np.float32)),
                     "onset": torch.from_numpy(fs.onset[s:s + batch, st:st + frames].astype(np.float32)),
                 }
-                acc = acc + model.embed_audio_feats(feats)
-            out.append(torch.nn.functional.normalize(acc, dim=-1).numpy())
-    return np.concatenate(out)
+                views.append(model.embed_audio_feats(feats))
+            out.append(torch.stack(views, 1))
+    return torch.cat(out)
+
+
+def audio_embeddings_from_features(model: ClapMini, fs: FeatureSet, batch: int = 64) -> np.ndarray:
+    """Unit audio embeddings ``[n, dim]`` from stored 20 s features.
+
+    The mean of the 10 s windows at 0, 5 and 10 s (:func:`audio_window_embeddings`),
+    normalised after pooling, as ``DefaultEncoder.embed_audio`` pools them.
+    """
+    return torch.nn.functional.normalize(audio_window_embeddings(model, fs, batch).sum(1), dim=-1).numpy()
 
 
 def text_embedder(model: ClapMini) -> Callable[[list[str]], np.ndarray]:
@@ -85,14 +121,36 @@ def text_embedder(model: ClapMini) -> Callable[[list[str]], np.ndarray]:
     return embed
 
 
-def quick_metrics(model: ClapMini, fs: FeatureSet) -> dict[str, float]:
+def cached_text_embedder(model: ClapMini) -> Callable[[list[str]], np.ndarray]:
+    """Like :func:`text_embedder`, but MiniLM runs once per distinct text.
+
+    For validation loops where only the projection changes between calls.
+    """
+    minilm = load_minilm("cpu")
+    memo: dict[str, np.ndarray] = {}
+
+    def embed(texts: list[str]) -> np.ndarray:
+        todo = [t for t in dict.fromkeys(texts) if t not in memo]
+        if todo:
+            for t, v in zip(todo, minilm.encode(todo, show_progress_bar=False), strict=True):
+                memo[t] = v
+        v = torch.from_numpy(np.stack([memo[t] for t in texts]).astype(np.float32))
+        with torch.inference_mode():
+            return torch.nn.functional.normalize(model.embed_text_vecs(v), dim=-1).numpy()
+
+    return embed
+
+
+def quick_metrics(model: ClapMini, fs: FeatureSet, audio: np.ndarray | None = None,
+                  embed: Callable[[list[str]], np.ndarray] | None = None) -> dict[str, float]:
     """Validation metrics used for early stopping.
 
     Caption->audio R@10 (relevant = same piece) and zero-shot balanced accuracy on the four
-    attributes; ``score`` is their mean.
+    attributes; ``score`` is their mean. ``audio`` and ``embed`` may be given when the audio
+    tower is frozen (text-head training), so they are not recomputed per call.
     """
-    audio = audio_embeddings_from_features(model, fs)
-    embed = text_embedder(model)
+    audio = audio_embeddings_from_features(model, fs) if audio is None else audio
+    embed = embed or text_embedder(model)
     caps = [r["captions"][0] for r in fs.rows]
     pieces = np.array([r["piece_id"] for r in fs.rows])
     sims = embed(caps) @ audio.T
@@ -156,6 +214,59 @@ def train_default_encoder(cache: Path, out: Path = DEFAULT_WEIGHTS, *, size: int
                     "v2": extra, "extra_captions": extra_captions}
     save_weights(trainer.model, out, info)
     log(f"saved {out}")
+    return info
+
+
+def train_text_head(cache: Path, base: Path, out: Path, *, size: int = 4500, val_size: int = 200,
+                    extra_captions: int = 12, seed: int = 0, cfg: TextHeadConfig | None = None,
+                    log: Log = print) -> dict[str, Any]:
+    """Retrain only the text projection of ``base`` on v2's varied captions; save it at ``out``.
+
+    The audio tower, its projection and therefore every catalog vector stay exactly as in
+    ``base`` (:func:`retrieval.encoders.training.fit_text_head` says why). Uses the v2 training
+    and validation caches (``train-encoder --v2 --render-only`` builds them); the clips are the
+    v2 renders, the captions are the catalog's plus ``extra_captions`` varied phrasings each,
+    drawn with another seed than the audio-side trainer used.
+    """
+    from retrieval.encoders.default import DefaultEncoder
+
+    sfs = tuple(training_soundfonts())
+    extra = v2_render_args()
+    # the same arguments as train_default_encoder(v2=True, renders=1), so its caches are reused
+    train_fs = cached_feature_set(cache, "train-v2", log, size=size, seed=seed, splits=("train",), renders=1,
+                                  soundfonts=sfs, workers=None, **extra)
+    val_fs = cached_feature_set(cache, "validation-v2", log, size=val_size, seed=seed + 1,
+                                splits=("validation",), renders=2, soundfonts=sfs, workers=None, **extra)
+    enc = DefaultEncoder(base, device="cpu")
+    model = enc.model
+    t = time.time()
+    windows = torch.nn.functional.normalize(audio_window_embeddings(model, train_fs), dim=-1)
+    pooled = torch.nn.functional.normalize(windows.sum(1), dim=-1)
+    views = torch.cat([windows, pooled[:, None]], 1).numpy()
+    val_audio = audio_embeddings_from_features(model, val_fs)
+    log(f"embedded {len(train_fs.rows)} training clips (3 windows + pooled) and {len(val_fs.rows)} "
+        f"validation clips with the frozen audio tower of {enc.id} in {time.time() - t:.0f} s")
+    texts: list[str] = []
+    caption_ids: list[list[int]] = []
+    for i, r in enumerate(train_fs.rows):
+        ids = []
+        fresh = _fresh_captions(r, extra_captions, (seed + 1) * 7_000_003 + i, True) if extra_captions else []
+        for c in dict.fromkeys([*r["captions"], *fresh]):
+            ids.append(len(texts))
+            texts.append(c)
+        caption_ids.append(ids)
+    t = time.time()
+    vecs = embed_captions(texts, cache=cache)
+    log(f"embedded {len(texts)} captions with MiniLM in {time.time() - t:.0f} s")
+    embed = cached_text_embedder(model)
+    info = fit_text_head(model, views, vecs, caption_ids, texts,
+                         lambda m: quick_metrics(m, val_fs, audio=val_audio, embed=embed), cfg, log=log)
+    base_info = json.loads(enc.path.with_suffix(".json").read_text()) if enc.path.with_suffix(".json").is_file() else {}
+    info["base"] = {"weights": str(base), "encoder_id": enc.id, "best_metrics": base_info.get("best_metrics")}
+    info["data"] = {"train_renders": len(train_fs.rows), "validation_renders": len(val_fs.rows),
+                    "captions": len(texts), "extra_captions": extra_captions, "soundfonts": list(sfs), "v2": extra}
+    save_weights(model, out, info)
+    log(f"saved {out} (audio tower identical to {enc.id})")
     return info
 
 

@@ -77,17 +77,33 @@ def train_encoder_command(
     aux_weight: float = typer.Option(0.3, "--aux-weight", min=0.0, max=10.0,
                                      help="Weight of the auxiliary attribute heads (instrument, tempo, "
                                      "mode, metre...)."),
+    text_only: bool = typer.Option(False, "--text-only", help="Retrain only the text projection of "
+                                   "--base against its frozen audio tower (v2 caches, varied captions): "
+                                   "catalog vectors stay exactly as they are."),
+    base: Path = typer.Option(None, "--base", help="With --text-only: the weights whose audio tower is "
+                              "kept (default: the packaged clap-mini)."),
+    steps: int = typer.Option(3000, "--steps", min=1, max=100_000, help="With --text-only: optimiser steps."),
+    lr: float = typer.Option(5e-4, "--lr", min=1e-6, max=1.0, help="With --text-only: learning rate."),
 ) -> None:
     """Train the default encoder (clap-mini) on rendered train-split pieces.
 
     Without --v2 it reproduces the v1 weights (about 45 minutes on 2 CPU cores including
     rendering); the committed v2 weights' sidecar JSON records the exact options they used.
+    With --text-only it retrains the text side alone (minutes, once the v2 caches exist).
     """
-    from api.encoder_jobs import train_default_encoder
+    from api.encoder_jobs import train_default_encoder, train_text_head
     from retrieval.encoders.default import DEFAULT_WEIGHTS
-    from retrieval.encoders.training import TrainConfig
+    from retrieval.encoders.training import TextHeadConfig, TrainConfig
 
     settings = get_settings()
+    if text_only:
+        info = train_text_head(cache or settings.home / "encoder-data", base or DEFAULT_WEIGHTS,
+                               out or DEFAULT_WEIGHTS, size=size, val_size=val_size,
+                               extra_captions=extra_captions, seed=seed,
+                               cfg=TextHeadConfig(steps=steps, lr=lr, seed=seed),
+                               log=lambda s: console.print(s))
+        console.print_json(json.dumps(info["best_metrics"]))
+        return
     cfg = TrainConfig(epochs=epochs, time_budget_s=budget_min * 60, seed=seed,
                       rhythm=2 if v2 else 1, tune_type_head=v2, aux_weight=aux_weight)
     with _progress() as bar:

@@ -249,3 +249,131 @@ def save_weights(model: ClapMini, path: Path, info: dict[str, Any]) -> None:
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path))
     path.with_suffix(".json").write_text(json.dumps({"config": model.config, **info}, indent=2))
+
+
+@dataclass(frozen=True)
+class TextHeadConfig:
+    """Hyper-parameters of :func:`fit_text_head` (saved beside the weights)."""
+
+    steps: int = 3000
+    batch_size: int = 512
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    eval_every: int = 250
+    patience: int = 4
+    seed: int = 0
+    threads: int = 2
+    # pull towards the starting head's embedding of each caption: 1 - cos(new, start), weighted
+    anchor_weight: float = 0.0
+
+
+def fit_text_head(model: ClapMini, audio_views: np.ndarray, caption_vecs: np.ndarray,
+                  caption_ids: Sequence[Sequence[int]], caption_texts: Sequence[str],
+                  validate: Callable[[ClapMini], dict[str, float]], cfg: TextHeadConfig | None = None,
+                  log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Retrain only the text projection (and the temperature) against a frozen audio tower.
+
+    Why: the audio side decides what the catalog's vectors are; retraining it strands every
+    index, prior, weak-match calibration and generator built on it. The text side decides
+    how well words people write find those vectors. With the audio frozen, the audio
+    embeddings are computed once (``audio_views`` ``[N, V, dim]``, unit rows: each 10 s window
+    and their pooled mean), so thousands of steps over many more caption phrasings cost
+    seconds per epoch and the catalog's embeddings do not change.
+
+    Objective: the same symmetric InfoNCE as :class:`Trainer` (identical strings are joint
+    positives). Starts from the model's current text head; keeps the best validation score.
+    """
+    cfg = cfg or TextHeadConfig()
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    opt, sched = _text_head_optimiser(model, cfg)
+    audio = torch.from_numpy(audio_views.astype(np.float32))
+    vecs = torch.from_numpy(caption_vecs.astype(np.float32))
+    uniq: dict[str, int] = {}
+    text_key = torch.tensor([uniq.setdefault(t, len(uniq)) for t in caption_texts])
+    n, n_views = audio.shape[0], audio.shape[1]
+    model.eval()
+    anchor = None
+    if cfg.anchor_weight > 0:
+        with torch.no_grad():
+            anchor = F.normalize(model.embed_text_vecs(vecs), dim=-1)
+    best = {"score": validate(model)["score"], "step": 0, **_text_snapshot(model)}
+    log(f"step 0 (base text head): score {best['score']:.4f}")
+    history: list[dict[str, Any]] = []
+    start, bad, agg = time.time(), 0, 0.0
+    for step in range(1, cfg.steps + 1):
+        idx = rng.choice(n, size=min(cfg.batch_size, n), replace=False)
+        a = audio[idx, rng.integers(0, n_views, size=len(idx))]
+        cap = torch.tensor([caption_ids[i][int(rng.integers(len(caption_ids[i])))] for i in idx])
+        loss = _text_head_loss(model, a, vecs[cap], text_key[cap],
+                               None if anchor is None else anchor[cap], cfg.anchor_weight)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        agg += float(loss.detach()) / cfg.eval_every
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            metrics = validate(model)
+            history.append({"step": step, "elapsed_s": round(time.time() - start, 1),
+                            "train_contrastive": round(agg, 4), **metrics})
+            log(json.dumps(history[-1]))
+            agg = 0.0
+            if metrics["score"] > best["score"]:
+                best = {"score": metrics["score"], "step": step, "metrics": metrics, **_text_snapshot(model)}
+                bad = 0
+            else:
+                bad += 1
+                if bad >= cfg.patience:
+                    log(f"early stop at step {step} (best {best['step']})")
+                    break
+    _restore_text(model, best)
+    return {"best_step": best["step"], "best_metrics": best.get("metrics", {"score": best["score"]}),
+            "history": history, "train_clips": n, "text_head_config": asdict(cfg),
+            "train_time_s": round(time.time() - start, 1)}
+
+
+def _text_head_optimiser(model: ClapMini, cfg: TextHeadConfig) -> tuple[torch.optim.Optimizer, Any]:
+    """Freeze everything but the text head and the temperature; AdamW with warm-up and cosine decay."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = [*model.text.parameters(), model.logit_scale]
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
+    return opt, sched
+
+
+def _restore_text(model: ClapMini, best: dict[str, Any]) -> None:
+    """Load the best snapshot back and leave every parameter frozen (the model is for inference)."""
+    model.text.load_state_dict(best["state"])
+    with torch.no_grad():
+        model.logit_scale.copy_(best["logit_scale"])
+    for p in model.parameters():
+        p.requires_grad_(False)
+
+
+def _text_snapshot(model: ClapMini) -> dict[str, Any]:
+    """A copy of what :func:`fit_text_head` trains: the text head's state and the temperature."""
+    return {"state": {k: v.clone() for k, v in model.text.state_dict().items()},
+            "logit_scale": model.logit_scale.detach().clone()}
+
+
+def _text_head_loss(model: ClapMini, audio: torch.Tensor, cap_vecs: torch.Tensor, keys: torch.Tensor,
+                    anchor: torch.Tensor | None, anchor_weight: float) -> torch.Tensor:
+    """Symmetric InfoNCE of unit ``audio`` rows against the projected captions, plus the anchor.
+
+    ``keys``: one id per distinct caption string (equal strings are joint positives);
+    ``anchor``: the starting head's unit embedding of each caption, or None.
+    """
+    t = F.normalize(model.embed_text_vecs(cap_vecs), dim=-1)
+    logits = model.logit_scale.exp().clamp(max=100.0) * audio @ t.T
+    target = (keys[:, None] == keys[None, :]).float()
+    target = target / target.sum(1, keepdim=True)
+    loss = 0.5 * (torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
+                  + torch.sum(-target * F.log_softmax(logits.T, 1), 1).mean())
+    if anchor is not None:
+        loss = loss + anchor_weight * (1 - (t * anchor).sum(-1)).mean()
+    return loss

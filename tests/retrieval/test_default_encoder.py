@@ -151,3 +151,39 @@ def test_training_loop_learns_a_separable_toy_task(tmp_path: Path) -> None:
     save_weights(trainer.model, out, info)
     enc = DefaultEncoder(out, device="cpu")
     assert enc.dim == 16 and json.loads(out.with_suffix(".json").read_text())["best_epoch"] >= 1
+
+
+def test_text_head_training_moves_only_the_text_side(tmp_path: Path) -> None:
+    """Random audio embeddings in two clusters, two captions drawn at random vectors: the
+    text-only trainer must align captions with their cluster (accuracy 1 from chance) while
+    every audio-tower weight, and so every catalog vector, stays bit-identical."""
+    from retrieval.encoders.training import TextHeadConfig, fit_text_head
+
+    torch.manual_seed(0)
+    model = ClapMini(dim=16, width=2)
+    audio_before = {k: v.clone() for k, v in model.state_dict().items()
+                    if not k.startswith("text.") and k != "logit_scale"}
+    text_before = {k: v.clone() for k, v in model.text.state_dict().items()}
+    rng = np.random.default_rng(0)
+    n = 64
+    kind = np.arange(n) % 2
+    centres = rng.normal(0, 1, (2, 16))
+    views = centres[kind][:, None, :] + rng.normal(0, 0.3, (n, 2, 16))
+    views /= np.linalg.norm(views, axis=-1, keepdims=True)
+    caption_vecs = rng.normal(0, 1, (2, 384)).astype(np.float32)
+    pooled = torch.from_numpy(views.mean(1).astype(np.float32))
+
+    def validate(m: ClapMini) -> dict[str, float]:
+        with torch.inference_mode():
+            c = torch.nn.functional.normalize(m.embed_text_vecs(torch.from_numpy(caption_vecs)), dim=-1)
+        acc = float(((pooled @ c.T).argmax(1).numpy() == kind).mean())
+        return {"acc": acc, "score": acc}
+
+    info = fit_text_head(model, views, caption_vecs, [[int(k)] for k in kind], ["low", "high"], validate,
+                         TextHeadConfig(steps=200, batch_size=32, lr=3e-3, eval_every=50, patience=10, threads=1),
+                         log=lambda s: None)
+    assert info["best_metrics"]["acc"] == 1.0
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in audio_before.items())
+    assert any(not torch.equal(model.text.state_dict()[k], v) for k, v in text_before.items())
+    assert all(not p.requires_grad for p in model.parameters())
