@@ -113,6 +113,18 @@ def class_weights(labels: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return class_w
 
 
+def info_nce(logits: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over ``logits`` ``[B, B]`` (audio rows, caption columns).
+
+    ``keys``: one id per distinct caption string; captions with equal ids are joint positives
+    (soft targets), so two clips captioned "A jig" in one batch are not each other's negatives.
+    """
+    target = (keys[:, None] == keys[None, :]).float()
+    target = target / target.sum(1, keepdim=True)
+    return 0.5 * (torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
+                  + torch.sum(-target * F.log_softmax(logits.T, 1), 1).mean())
+
+
 def _crop(data: TrainData, idx: np.ndarray, frames: int, rng: np.random.Generator,
           augment: bool) -> dict[str, torch.Tensor]:
     t = data.logmel.shape[-1]
@@ -155,12 +167,7 @@ class Trainer:
         a = F.normalize(self.model.audio_proj(hidden), dim=-1)
         t = F.normalize(self.model.embed_text_vecs(self.caption_vecs[cap]), dim=-1)
         scale = self.model.logit_scale.exp().clamp(max=100.0)
-        logits = scale * a @ t.T
-        keys = self.text_key[cap]
-        target = (keys[:, None] == keys[None, :]).float()
-        target = target / target.sum(1, keepdim=True)
-        loss_c = 0.5 * (torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
-                        + torch.sum(-target * F.log_softmax(logits.T, 1), 1).mean())
+        loss_c = info_nce(scale * a @ t.T, self.text_key[cap])
         loss = loss_c
         parts = {"contrastive": float(loss_c.detach())}
         if self.cfg.geometry_weight > 0:
@@ -369,11 +376,7 @@ def _text_head_loss(model: ClapMini, audio: torch.Tensor, cap_vecs: torch.Tensor
     ``anchor``: the starting head's unit embedding of each caption, or None.
     """
     t = F.normalize(model.embed_text_vecs(cap_vecs), dim=-1)
-    logits = model.logit_scale.exp().clamp(max=100.0) * audio @ t.T
-    target = (keys[:, None] == keys[None, :]).float()
-    target = target / target.sum(1, keepdim=True)
-    loss = 0.5 * (torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
-                  + torch.sum(-target * F.log_softmax(logits.T, 1), 1).mean())
+    loss = info_nce(model.logit_scale.exp().clamp(max=100.0) * audio @ t.T, keys)
     if anchor is not None:
         loss = loss + anchor_weight * (1 - (t * anchor).sum(-1)).mean()
     return loss
