@@ -97,15 +97,19 @@ def ratio_map(ac: torch.Tensor) -> torch.Tensor:
     return torch.stack(out, 1)
 
 
-def features(fs, family: str) -> np.ndarray:
+def features(fs, family: str, window_s: float = 10.0) -> np.ndarray:
     """The named feature family for every render of a FeatureSet, ``[N, F]``.
 
-    Computed on 10 s windows (the encoder's) with a 5 s hop, and averaged, as the encoder
-    averages its window embeddings.
+    Computed on ``window_s`` windows (10 s: the encoder's) with a half-window hop, and
+    averaged, as the encoder averages its window embeddings; ``window_s`` 20 takes the whole
+    stored clip at once (does longer context carry metre?).
     """
+    from retrieval.encoders.features import frames_for
+
     t = fs.onset.shape[-1]
-    starts = list(range(0, max(1, t - 500), 250)) or [0]
-    return np.mean([_features(fs, family, s, s + 501) for s in starts], 0)
+    width = min(t, frames_for(window_s))
+    starts = list(range(0, t - width + 1, max(1, width // 2))) or [0]
+    return np.mean([_features(fs, family, s, s + width) for s in starts], 0)
 
 
 def _features(fs, family: str, a: int, b: int) -> np.ndarray:
@@ -179,14 +183,21 @@ def main() -> None:
                              "v2+pitch+beatspec", "v1+ratio"])
     ap.add_argument("--attr", default="meter_class")
     ap.add_argument("--model", choices=("lr", "hgb"), default="lr")
+    ap.add_argument("--window-s", type=float, default=10.0, help="feature window (20: the whole clip)")
+    ap.add_argument("--train-set", default=None,
+                    help="fit on this cached set instead (e.g. train-v2: 3,834 renders of train-split "
+                         "pieces, disjoint from the suite's test pieces) and score every suite set whole")
     args = ap.parse_args()
+    if args.train_set:
+        _probe_disjoint(args)
+        return
     sets = {p.stem.removeprefix("suite-"): FeatureSet.load(p) for p in sorted(args.cache.glob("suite-*.npz"))}
     train = sets.pop("in-distribution")
     y_tr = np.array([r.get(args.attr) or "" for r in train.rows])
     held = {n: (fs, np.array([r.get(args.attr) or "" for r in fs.rows])) for n, fs in sets.items()}
     print(f"{args.attr}: train {len(y_tr)} renders; classes {sorted(set(y_tr) - {''})}")
     for fam in args.families:
-        x_tr = features(train, fam)
+        x_tr = features(train, fam, args.window_s)
         keep = y_tr != ""
         # in-distribution figure: piece-grouped 5-fold on the training set itself
         groups = np.array([int(hashlib.sha256(r["piece_id"].encode()).hexdigest()[:8], 16) % 5 for r in train.rows])
@@ -203,7 +214,7 @@ def main() -> None:
             # every suite set renders the same test pieces, so fit on 4/5 of the pieces
             # (in-distribution renders) and score the held-out renders of the other 1/5
             g_te = np.array([int(hashlib.sha256(r["piece_id"].encode()).hexdigest()[:8], 16) % 5 for r in fs.rows])
-            x = features(fs, fam)
+            x = features(fs, fam, args.window_s)
             p = np.empty(len(y), dtype=object)
             for g in range(5):
                 tr = keep & (groups != g)
@@ -213,6 +224,29 @@ def main() -> None:
             ok = y != ""
             ba = balanced_accuracy(np.array([classes.index(v) for v in y[ok]]),
                                    np.array([classes.index(v) for v in p[ok]]))
+            line.append(f"{name} {ba:.3f}")
+        print("  ".join(line), flush=True)
+
+
+def _probe_disjoint(args: argparse.Namespace) -> None:
+    """Fit on a training-split cache, score each suite set (test pieces: no piece in both)."""
+    from generation.demo.training_data import FeatureSet
+    from retrieval.evaluation.metrics import balanced_accuracy
+
+    train = FeatureSet.load(args.cache / f"{args.train_set}.npz")
+    sets = {p.stem.removeprefix("suite-"): FeatureSet.load(p) for p in sorted(args.cache.glob("suite-*.npz"))}
+    y_tr = np.array([r.get(args.attr) or "" for r in train.rows])
+    keep = y_tr != ""
+    classes = sorted(set(y_tr[keep].tolist()))
+    print(f"{args.attr}: fit on {args.train_set} ({int(keep.sum())} renders); classes {classes}")
+    for fam in args.families:
+        clf = make_clf(args.model).fit(features(train, fam, args.window_s)[keep], y_tr[keep])
+        line = [f"{fam:22s}"]
+        for name, fs in sets.items():
+            y = np.array([r.get(args.attr) or "" for r in fs.rows])
+            ok = y != ""
+            p = clf.predict(features(fs, fam, args.window_s)[ok])
+            ba = balanced_accuracy(np.array([classes.index(v) for v in y[ok]]), np.array([classes.index(v) for v in p]))
             line.append(f"{name} {ba:.3f}")
         print("  ".join(line), flush=True)
 
