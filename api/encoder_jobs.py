@@ -35,13 +35,18 @@ from retrieval.evaluation.metrics import retrieval_metrics
 Log = Callable[[str], None]
 
 
+def cache_key(**kwargs: Any) -> str:
+    """What a cached feature set was built with (``progress`` aside), plus the feature version."""
+    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items() if k != "progress"}
+    params["feature_version"] = FEATURE_VERSION  # features changed -> cached renders are stale
+    return json.dumps(params, sort_keys=True, default=str)
+
+
 def cached_feature_set(cache: Path, name: str, log: Log, **kwargs: Any) -> FeatureSet:
     """Load ``cache/name.npz`` if it was built with the same arguments, else build and save it."""
     path = cache / f"{name}.npz"
     meta = cache / f"{name}.json"
-    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items() if k != "progress"}
-    params["feature_version"] = FEATURE_VERSION  # features changed -> cached renders are stale
-    key = json.dumps(params, sort_keys=True, default=str)
+    key = cache_key(**kwargs)
     if path.is_file() and meta.is_file() and meta.read_text() == key:
         log(f"using cached {path}")
         return FeatureSet.load(path)
@@ -110,21 +115,10 @@ def audio_embeddings_from_features(model: ClapMini, fs: FeatureSet, batch: int =
 
 
 def text_embedder(model: ClapMini) -> Callable[[list[str]], np.ndarray]:
-    """embed_text for a model under training (frozen MiniLM + the model's projection)."""
-    minilm = load_minilm("cpu")
+    """embed_text for a model under training (frozen MiniLM + the model's projection).
 
-    def embed(texts: list[str]) -> np.ndarray:
-        v = minilm.encode(list(texts), convert_to_tensor=True, show_progress_bar=False).float()
-        with torch.inference_mode():
-            return torch.nn.functional.normalize(model.embed_text_vecs(v), dim=-1).numpy()
-
-    return embed
-
-
-def cached_text_embedder(model: ClapMini) -> Callable[[list[str]], np.ndarray]:
-    """Like :func:`text_embedder`, but MiniLM runs once per distinct text.
-
-    For validation loops where only the projection changes between calls.
+    MiniLM is frozen, so its vector of each distinct text is computed once and kept: a
+    validation loop calls this every epoch or every few hundred steps with the same prompts.
     """
     minilm = load_minilm("cpu")
     memo: dict[str, np.ndarray] = {}
@@ -177,30 +171,12 @@ def train_default_encoder(cache: Path, out: Path = DEFAULT_WEIGHTS, *, size: int
     cfg = cfg or TrainConfig(seed=seed)
     sfs = tuple(training_soundfonts())
     log(f"training soundfonts: {list(sfs)} (held out for evaluation: {HELDOUT_SOUNDFONT})")
-
-    def prog(name: str) -> Callable[[int, int], None] | None:
-        return (lambda d, t: progress(name, d, t)) if progress else None
-
     extra = v2_render_args() if v2 else {}
-    suffix = "-v2" if v2 else ""
-    train_fs = cached_feature_set(cache, "train" + suffix, log, size=size, seed=seed, splits=("train",),
-                                  renders=renders, soundfonts=sfs, workers=workers, progress=prog("train"),
-                                  **extra)
-    val_fs = cached_feature_set(cache, "validation" + suffix, log, size=val_size, seed=seed + 1,
-                                splits=("validation",), renders=2, soundfonts=sfs, workers=workers,
-                                progress=prog("validation"), **extra)
+    train_fs, val_fs = training_sets(cache, v2, size=size, renders=renders, val_size=val_size, seed=seed,
+                                     workers=workers, log=log, progress=progress)
     if render_only:
         return {"train_renders": len(train_fs.rows), "validation_renders": len(val_fs.rows)}
-    texts: list[str] = []
-    caption_ids: list[list[int]] = []
-    for i, r in enumerate(train_fs.rows):
-        ids = []
-        # the catalog's own captions plus fresh draws from the same facts: more phrasings per clip
-        fresh = _fresh_captions(r, extra_captions, seed * 100_003 + i, v2) if extra_captions else []
-        for c in dict.fromkeys([*r["captions"], *fresh]):
-            ids.append(len(texts))
-            texts.append(c)
-        caption_ids.append(ids)
+    texts, caption_ids = caption_table(train_fs.rows, extra_captions, seed * 100_003, v2)
     t = time.time()
     vecs = embed_captions(texts)
     log(f"embedded {len(texts)} captions with MiniLM in {time.time() - t:.0f} s")
@@ -230,44 +206,76 @@ def train_text_head(cache: Path, base: Path, out: Path, *, size: int = 4500, val
     """
     from retrieval.encoders.default import DefaultEncoder
 
-    sfs = tuple(training_soundfonts())
-    extra = v2_render_args()
-    # the same arguments as train_default_encoder(v2=True, renders=1), so its caches are reused
-    train_fs = cached_feature_set(cache, "train-v2", log, size=size, seed=seed, splits=("train",), renders=1,
-                                  soundfonts=sfs, workers=None, **extra)
-    val_fs = cached_feature_set(cache, "validation-v2", log, size=val_size, seed=seed + 1,
-                                splits=("validation",), renders=2, soundfonts=sfs, workers=None, **extra)
+    train_fs, val_fs = training_sets(cache, True, size=size, renders=1, val_size=val_size, seed=seed, log=log)
     enc = DefaultEncoder(base, device="cpu")
     model = enc.model
     t = time.time()
-    windows = torch.nn.functional.normalize(audio_window_embeddings(model, train_fs), dim=-1)
-    pooled = torch.nn.functional.normalize(windows.sum(1), dim=-1)
-    views = torch.cat([windows, pooled[:, None]], 1).numpy()
+    raw = audio_window_embeddings(model, train_fs)
+    # each window, and their pool as the catalog stores it (sum, then normalise)
+    views = torch.nn.functional.normalize(torch.cat([raw, raw.sum(1, keepdim=True)], 1), dim=-1).numpy()
     val_audio = audio_embeddings_from_features(model, val_fs)
     log(f"embedded {len(train_fs.rows)} training clips (3 windows + pooled) and {len(val_fs.rows)} "
         f"validation clips with the frozen audio tower of {enc.id} in {time.time() - t:.0f} s")
+    # other draws than the audio-side trainer's (its seed base is seed * 100_003)
+    texts, caption_ids = caption_table(train_fs.rows, extra_captions, (seed + 1) * 7_000_003, True)
+    t = time.time()
+    vecs = embed_captions(texts, cache=cache)
+    log(f"embedded {len(texts)} captions with MiniLM in {time.time() - t:.0f} s")
+    embed = text_embedder(model)
+    info = fit_text_head(model, views, vecs, caption_ids, texts,
+                         lambda m: quick_metrics(m, val_fs, audio=val_audio, embed=embed), cfg, log=log)
+    sidecar = enc.path.with_suffix(".json")
+    base_info = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    info["base"] = {"weights": str(base), "encoder_id": enc.id, "best_metrics": base_info.get("best_metrics")}
+    info["data"] = {"train_renders": len(train_fs.rows), "validation_renders": len(val_fs.rows),
+                    "captions": len(texts), "extra_captions": extra_captions,
+                    "soundfonts": list(training_soundfonts()), "v2": v2_render_args()}
+    save_weights(model, out, info)
+    log(f"saved {out} (audio tower identical to {enc.id})")
+    return info
+
+
+def training_sets(cache: Path, v2: bool, *, size: int, renders: int, val_size: int, seed: int,
+                  workers: int | None = None, log: Log = print,
+                  progress: Callable[[str, int, int], None] | None = None) -> tuple[FeatureSet, FeatureSet]:
+    """The encoder's training and validation sets (``train[-v2]``, ``validation[-v2]`` caches).
+
+    One place for their arguments, so every job that reads them (the full trainer, the
+    text-head trainer) hits the same cache instead of rendering it again.
+    """
+    sfs = tuple(training_soundfonts())
+    extra = v2_render_args() if v2 else {}
+    suffix = "-v2" if v2 else ""
+
+    def prog(name: str) -> Callable[[int, int], None] | None:
+        return (lambda d, t: progress(name, d, t)) if progress else None
+
+    train_fs = cached_feature_set(cache, "train" + suffix, log, size=size, seed=seed, splits=("train",),
+                                  renders=renders, soundfonts=sfs, workers=workers, progress=prog("train"),
+                                  **extra)
+    val_fs = cached_feature_set(cache, "validation" + suffix, log, size=val_size, seed=seed + 1,
+                                splits=("validation",), renders=2, soundfonts=sfs, workers=workers,
+                                progress=prog("validation"), **extra)
+    return train_fs, val_fs
+
+
+def caption_table(rows: Sequence[dict[str, Any]], extra_captions: int, seed_base: int,
+                  v2: bool) -> tuple[list[str], list[list[int]]]:
+    """Every clip's captions as one flat text list and, per clip, the indexes of its own.
+
+    The catalog's captions plus ``extra_captions`` fresh draws from the same facts (clip ``i``
+    draws with seed ``seed_base + i``): more phrasings per clip.
+    """
     texts: list[str] = []
     caption_ids: list[list[int]] = []
-    for i, r in enumerate(train_fs.rows):
+    for i, r in enumerate(rows):
+        fresh = _fresh_captions(r, extra_captions, seed_base + i, v2) if extra_captions else []
         ids = []
-        fresh = _fresh_captions(r, extra_captions, (seed + 1) * 7_000_003 + i, True) if extra_captions else []
         for c in dict.fromkeys([*r["captions"], *fresh]):
             ids.append(len(texts))
             texts.append(c)
         caption_ids.append(ids)
-    t = time.time()
-    vecs = embed_captions(texts, cache=cache)
-    log(f"embedded {len(texts)} captions with MiniLM in {time.time() - t:.0f} s")
-    embed = cached_text_embedder(model)
-    info = fit_text_head(model, views, vecs, caption_ids, texts,
-                         lambda m: quick_metrics(m, val_fs, audio=val_audio, embed=embed), cfg, log=log)
-    base_info = json.loads(enc.path.with_suffix(".json").read_text()) if enc.path.with_suffix(".json").is_file() else {}
-    info["base"] = {"weights": str(base), "encoder_id": enc.id, "best_metrics": base_info.get("best_metrics")}
-    info["data"] = {"train_renders": len(train_fs.rows), "validation_renders": len(val_fs.rows),
-                    "captions": len(texts), "extra_captions": extra_captions, "soundfonts": list(sfs), "v2": extra}
-    save_weights(model, out, info)
-    log(f"saved {out} (audio tower identical to {enc.id})")
-    return info
+    return texts, caption_ids
 
 
 def v2_render_args() -> dict[str, Any]:

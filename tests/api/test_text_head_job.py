@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from api.encoder_jobs import cached_feature_set, train_text_head
+from api.encoder_jobs import cache_key, cached_feature_set, train_text_head
 from generation.demo.training_data import FeatureSet
 from generation.symbolic.render import training_soundfonts
 from retrieval.encoders.default import ClapMini, DefaultEncoder
-from retrieval.encoders.features import FEATURE_VERSION, frames_for
+from retrieval.encoders.features import frames_for
 from retrieval.encoders.training import TextHeadConfig, save_weights
 
 
@@ -40,9 +40,7 @@ def _write(cache: Path, name: str, rows: list[dict], key: dict) -> None:
     fs = FeatureSet(mel, rng.random((len(rows), 24, t)).astype(np.float16),
                     rng.random((len(rows), t)).astype(np.float16), rows)
     fs.save(cache / f"{name}.npz")
-    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in key.items()}
-    params["feature_version"] = FEATURE_VERSION
-    (cache / f"{name}.json").write_text(json.dumps(params, sort_keys=True, default=str))
+    (cache / f"{name}.json").write_text(cache_key(**key))
 
 
 def test_text_only_training_keeps_the_audio_vectors_and_saves_a_loadable_encoder(tmp_path: Path) -> None:
