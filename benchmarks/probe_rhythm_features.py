@@ -33,17 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
-def pitch_change_envelope(chroma: torch.Tensor) -> torch.Tensor:
-    """``[B, T]``: positive change of the full-range chroma between frames, max-normalised.
-
-    A note change on a bowed or blown instrument has little spectral flux in the mel bands
-    (no percussive attack), but the pitch class moves; this envelope peaks there.
-    """
-    c = chroma[:, :12]
-    d = torch.relu(c[:, :, 1:] - c[:, :, :-1]).sum(1)
-    d = torch.nn.functional.pad(d, (1, 0))
-    return d / (d.amax(-1, keepdim=True) + 1e-6)
+from retrieval.encoders.rhythm import pitch_change_envelope
 
 
 def beat_spectrum(frames: torch.Tensor, max_lag: int = 150, min_lag: int = 5) -> torch.Tensor:
@@ -116,9 +106,9 @@ def _features(fs, family: str, a: int, b: int) -> np.ndarray:
     from retrieval.encoders.default import _rhythm_features
     from retrieval.encoders.rhythm import (
         autocorrelation,
-        lag_slice,
         onset_train,
         rhythm_v2_features,
+        rhythm_v3_features,
         subdivision_ratios,
     )
 
@@ -134,9 +124,7 @@ def _features(fs, family: str, a: int, b: int) -> np.ndarray:
             elif name == "v2":
                 parts.append(torch.cat([_rhythm_features(onset), rhythm_v2_features(onset)], 1))
             elif name == "pitch":
-                env = pitch_change_envelope(chroma)
-                ac = autocorrelation(env)
-                parts.append(torch.cat([lag_slice(ac), subdivision_ratios(ac), rhythm_v2_features(env)], 1))
+                parts.append(rhythm_v3_features(chroma))  # the encoder's rhythm=3 input
             elif name == "beatspec":
                 bc = beat_spectrum(chroma[:, :12])
                 bm = beat_spectrum(mel)

@@ -77,6 +77,9 @@ def train_encoder_command(
     aux_weight: float = typer.Option(0.3, "--aux-weight", min=0.0, max=10.0,
                                      help="Weight of the auxiliary attribute heads (instrument, tempo, "
                                      "mode, metre...)."),
+    rhythm: int = typer.Option(None, "--rhythm", min=1, max=3,
+                               help="Rhythm-branch input: 1 onset envelope, 2 adds accent-free onset "
+                               "periodicities, 3 adds pitch-change periodicities (default: 2 with --v2, else 1)."),
     text_only: bool = typer.Option(False, "--text-only", help="Retrain only the text projection of "
                                    "--base against its frozen audio tower (v2 caches, varied captions): "
                                    "catalog vectors stay exactly as they are."),
@@ -105,7 +108,7 @@ def train_encoder_command(
         console.print_json(json.dumps(info["best_metrics"]))
         return
     cfg = TrainConfig(epochs=epochs, time_budget_s=budget_min * 60, seed=seed,
-                      rhythm=2 if v2 else 1, tune_type_head=v2, aux_weight=aux_weight)
+                      rhythm=rhythm or (2 if v2 else 1), tune_type_head=v2, aux_weight=aux_weight)
     with _progress() as bar:
         prog = _named_tasks(bar)
         info = train_default_encoder(cache or settings.home / "encoder-data", out or DEFAULT_WEIGHTS,

@@ -32,7 +32,16 @@ from torch import nn
 from retrieval.encoders.base import l2_normalize
 from retrieval.encoders.common import resolve_device, weights_digest, window_starts
 from retrieval.encoders.features import FPS, SAMPLE_RATE, compute_features
-from retrieval.encoders.rhythm import MAX_LAG, MIN_LAG, RHYTHM_V2_DIM, autocorrelation, lag_slice, rhythm_v2_features
+from retrieval.encoders.rhythm import (
+    MAX_LAG,
+    MIN_LAG,
+    RHYTHM_V2_DIM,
+    RHYTHM_V3_DIM,
+    autocorrelation,
+    lag_slice,
+    rhythm_v2_features,
+    rhythm_v3_features,
+)
 from retrieval.errors import RetrievalError, WeightsNotFoundError
 
 if TYPE_CHECKING:
@@ -72,7 +81,8 @@ class AudioTower(nn.Module):
             _tblock(6 * w, 8 * w, 3), _tblock(8 * w, 8 * w, 3),
         )
         n_lags = MAX_LAG - MIN_LAG
-        n_rhythm = n_lags + 4 + 2 * (len(BEAT_MULTIPLES) + 1) + (RHYTHM_V2_DIM if rhythm >= 2 else 0)
+        n_rhythm = (n_lags + 4 + 2 * (len(BEAT_MULTIPLES) + 1) + (RHYTHM_V2_DIM if rhythm >= 2 else 0)
+                    + (RHYTHM_V3_DIM if rhythm >= 3 else 0))
         self.rhythm = nn.Sequential(nn.Linear(n_rhythm, 192), nn.GELU(),
                                     nn.Linear(192, 96), nn.GELU())
         self.onset_cnn = nn.Sequential(
@@ -98,6 +108,8 @@ class AudioTower(nn.Module):
         r = _rhythm_features(feats["onset"])
         if self.rhythm_version >= 2:  # accent-free onset train, tempogram, subdivision ratios
             r = torch.cat([r, rhythm_v2_features(feats["onset"])], dim=1)
+        if self.rhythm_version >= 3:  # the same periodicities of where the pitch moves (legato notes)
+            r = torch.cat([r, rhythm_v3_features(feats["chroma"])], dim=1)
         rhythm = self.rhythm(r)
         o = self.onset_cnn(feats["onset"][:, None])
         rhythm2 = torch.cat([o.mean(-1), o.amax(-1)], dim=1)

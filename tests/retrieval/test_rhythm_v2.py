@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from retrieval.encoders.default import ClapMini
@@ -12,9 +13,12 @@ from retrieval.encoders.rhythm import (
     MIN_LAG,
     RATIO_MULTIPLES,
     RHYTHM_V2_DIM,
+    RHYTHM_V3_DIM,
     autocorrelation,
     onset_train,
+    pitch_change_envelope,
     rhythm_v2_features,
+    rhythm_v3_features,
     subdivision_ratios,
 )
 
@@ -90,3 +94,39 @@ def test_tempo_of_the_pulse_is_in_the_features() -> None:
     idx = 2 * (MAX_LAG - MIN_LAG) + len(RATIO_MULTIPLES) + 2
     assert abs(float(fs[0, idx] - ff[0, idx]) - np.log(2)) < 0.1
     assert FPS == 50
+
+
+def _legato(beat: int, notes_per_beat: int, n: int = T) -> torch.Tensor:
+    """Chroma ``[1, 24, n]`` of a legato line: a new pitch class every ``beat / notes_per_beat``
+    frames with no gap and no level change, so an onset envelope would see nothing."""
+    chroma = torch.zeros(1, 24, n)
+    step = beat // notes_per_beat
+    for k, t in enumerate(range(0, n, step)):
+        chroma[0, (k * 7) % 12, t:t + step] = 1.0  # a walk around the circle of fifths
+    return chroma
+
+
+def test_pitch_change_envelope_hears_legato_note_changes() -> None:
+    chroma = _legato(30, 3)
+    env = pitch_change_envelope(chroma)
+    changes = torch.nonzero(env[0] > 0.5).flatten()
+    assert changes.tolist() == list(range(10, T, 10))  # every note change, nothing between
+    assert float(env.amax()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_v3_features_tell_ternary_from_binary_legato_lines() -> None:
+    ternary = rhythm_v3_features(_legato(30, 3))
+    binary = rhythm_v3_features(_legato(30, 2))
+    assert ternary.shape == (1, RHYTHM_V3_DIM) and torch.isfinite(ternary).all()
+    # the autocorrelation block: a note every 10 frames repeats at lag 10, one every 15 does not
+    lag10 = 10 - MIN_LAG
+    assert ternary[0, lag10] > 0.5 > binary[0, lag10]
+
+
+def test_v3_model_grows_only_the_rhythm_input() -> None:
+    v2, v3 = ClapMini(rhythm=2), ClapMini(rhythm=3)
+    assert v3.config["rhythm"] == 3
+    feats = {"logmel": torch.randn(2, 64, T), "chroma": torch.rand(2, 24, T), "onset": torch.rand(2, T)}
+    assert v3.embed_audio_feats(feats).shape == (2, 512)
+    extra = sum(p.numel() for p in v3.parameters()) - sum(p.numel() for p in v2.parameters())
+    assert extra == RHYTHM_V3_DIM * 192
