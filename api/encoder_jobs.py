@@ -160,15 +160,18 @@ def quick_metrics(model: ClapMini, fs: FeatureSet, audio: np.ndarray | None = No
 def train_default_encoder(cache: Path, out: Path = DEFAULT_WEIGHTS, *, size: int = 2400, renders: int = 2,
                           val_size: int = 200, seed: int = 0, cfg: TrainConfig | None = None,
                           extra_captions: int = 0, v2: bool = False, render_only: bool = False,
-                          workers: int | None = None, log: Log = print,
+                          init: Path | None = None, workers: int | None = None, log: Log = print,
                           progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Render the training and validation sets, train clap-mini, save it. Returns the training info.
 
     ``v2`` renders with encoder v2's variety and production chain (:func:`v2_render_args`) and
     adds ``extra_captions`` varied captions per clip (:func:`retrieval.caption_variety.varied_captions`)
-    instead of more template draws; without it the v1 weights are reproduced.
+    instead of more template draws; without it the v1 weights are reproduced. ``init``: weights
+    to start from (:func:`retrieval.encoders.training.warm_start` says how a grown rhythm input
+    is widened); the sidecar records them.
     """
     cfg = cfg or TrainConfig(seed=seed)
+    init_state, init_info = _init_weights(init) if init is not None else (None, None)
     sfs = tuple(training_soundfonts())
     log(f"training soundfonts: {list(sfs)} (held out for evaluation: {HELDOUT_SOUNDFONT})")
     extra = v2_render_args() if v2 else {}
@@ -178,12 +181,17 @@ def train_default_encoder(cache: Path, out: Path = DEFAULT_WEIGHTS, *, size: int
         return {"train_renders": len(train_fs.rows), "validation_renders": len(val_fs.rows)}
     texts, caption_ids = caption_table(train_fs.rows, extra_captions, seed * 100_003, v2)
     t = time.time()
-    vecs = embed_captions(texts)
+    vecs = embed_captions(texts, cache=cache)
     log(f"embedded {len(texts)} captions with MiniLM in {time.time() - t:.0f} s")
     data = TrainData(train_fs.logmel, train_fs.chroma, train_fs.onset, caption_ids,
                      label_arrays(train_fs.rows, label_names(cfg)))
-    trainer = Trainer(cfg, vecs, texts)
+    trainer = Trainer(cfg, vecs, texts, init_state=init_state)
+    if init_info is not None:
+        init_info["widened"] = trainer.widened
+        log(f"warm start from {init_info['encoder_id']} (widened: {trainer.widened or 'none'})")
     info = trainer.fit(data, lambda m: quick_metrics(m, val_fs), log=log)
+    if init_info is not None:
+        info["init"] = init_info
     info["data"] = {"train_pieces": len({r["piece_id"] for r in train_fs.rows}), "train_renders": len(train_fs.rows),
                     "validation_renders": len(val_fs.rows), "soundfonts": list(sfs),
                     "heldout_soundfont": HELDOUT_SOUNDFONT if HELDOUT_SOUNDFONT in soundfont_paths() else None,
@@ -191,6 +199,17 @@ def train_default_encoder(cache: Path, out: Path = DEFAULT_WEIGHTS, *, size: int
     save_weights(trainer.model, out, info)
     log(f"saved {out}")
     return info
+
+
+def _init_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors of a weights file to warm-start from, and what the sidecar should say of them."""
+    from safetensors.torch import load_file
+
+    from retrieval.encoders.common import weights_digest
+
+    if not path.is_file():
+        raise FileNotFoundError(f"--init weights not found: {path}")
+    return load_file(str(path)), {"weights": str(path), "encoder_id": f"clap-mini@{weights_digest([path])}"}
 
 
 def train_text_head(cache: Path, base: Path, out: Path, *, size: int = 4500, val_size: int = 200,

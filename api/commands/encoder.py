@@ -86,7 +86,11 @@ def train_encoder_command(
     base: Path = typer.Option(None, "--base", help="With --text-only: the weights whose audio tower is "
                               "kept (default: the packaged clap-mini)."),
     steps: int = typer.Option(3000, "--steps", min=1, max=100_000, help="With --text-only: optimiser steps."),
-    lr: float = typer.Option(5e-4, "--lr", min=1e-6, max=1.0, help="With --text-only: learning rate."),
+    lr: float = typer.Option(None, "--lr", min=1e-6, max=1.0,
+                             help="Peak learning rate (default: 2e-3; with --text-only 5e-4)."),
+    init: Path = typer.Option(None, "--init", help="Start from these weights (e.g. the packaged "
+                              "clap-mini) instead of random: a grown rhythm input starts at zero "
+                              "weight, so training begins from exactly the old model."),
 ) -> None:
     """Train the default encoder (clap-mini) on rendered train-split pieces.
 
@@ -103,17 +107,17 @@ def train_encoder_command(
         info = train_text_head(cache or settings.home / "encoder-data", base or DEFAULT_WEIGHTS,
                                out or DEFAULT_WEIGHTS, size=size, val_size=val_size,
                                extra_captions=extra_captions, seed=seed,
-                               cfg=TextHeadConfig(steps=steps, lr=lr, seed=seed),
+                               cfg=TextHeadConfig(steps=steps, lr=lr or 5e-4, seed=seed),
                                log=lambda s: console.print(s))
         console.print_json(json.dumps(info["best_metrics"]))
         return
-    cfg = TrainConfig(epochs=epochs, time_budget_s=budget_min * 60, seed=seed,
+    cfg = TrainConfig(epochs=epochs, time_budget_s=budget_min * 60, seed=seed, lr=lr or TrainConfig.lr,
                       rhythm=rhythm or (2 if v2 else 1), tune_type_head=v2, aux_weight=aux_weight)
     with _progress() as bar:
         prog = _named_tasks(bar)
         info = train_default_encoder(cache or settings.home / "encoder-data", out or DEFAULT_WEIGHTS,
                                      size=size, renders=renders, val_size=val_size, seed=seed, cfg=cfg,
-                                     v2=v2, extra_captions=extra_captions, render_only=render_only,
+                                     v2=v2, extra_captions=extra_captions, render_only=render_only, init=init,
                                      log=lambda s: bar.console.print(s), progress=prog)
     console.print_json(json.dumps(info.get("best_metrics", info)))
 

@@ -149,11 +149,13 @@ def _crop(data: TrainData, idx: np.ndarray, frames: int, rng: np.random.Generato
 class Trainer:
     """Owns the model, the auxiliary heads and the loop; reports per-epoch metrics."""
 
-    def __init__(self, cfg: TrainConfig, caption_vecs: np.ndarray, caption_texts: Sequence[str]) -> None:
+    def __init__(self, cfg: TrainConfig, caption_vecs: np.ndarray, caption_texts: Sequence[str],
+                 init_state: dict[str, torch.Tensor] | None = None) -> None:
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
         torch.set_num_threads(cfg.threads)
         self.model = ClapMini(dim=cfg.dim, width=cfg.width, rhythm=cfg.rhythm)
+        self.widened = warm_start(self.model, init_state) if init_state is not None else []
         self.heads = nn.ModuleDict({k: nn.Linear(512, len(v)) for k, v in label_names(cfg).items()})
         self.caption_vecs = torch.from_numpy(caption_vecs.astype(np.float32))
         # identical strings share an id, so equal captions in a batch become joint positives
@@ -246,6 +248,40 @@ class Trainer:
         self.model.load_state_dict(best["state"])
         return {"best_epoch": best["epoch"], "best_metrics": best["metrics"], "history": history,
                 "train_clips": n, "train_config": asdict(cfg), "train_time_s": round(time.time() - start, 1)}
+
+
+def warm_start(model: ClapMini, state: dict[str, torch.Tensor]) -> list[str]:
+    """Load ``state`` (e.g. the committed v1 weights) into ``model``, widening inputs that grew.
+
+    A model with a richer rhythm input (``rhythm`` 2 or 3) has the same layers as v1 except the
+    first linear layer of the rhythm branch, whose input appends the new features after v1's.
+    That layer takes v1's weights in its leading columns and zeros in the new ones, so the warm
+    model computes exactly what the old one did and training can only add what the new inputs
+    carry: what it already knew (mode, timbre) is the starting point, not something to relearn.
+
+    Returns the names of the widened tensors. Raises ValueError on any other mismatch.
+    """
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    if missing:
+        raise ValueError(f"warm start: the weights lack {missing[:5]}")
+    widened = []
+    for name, src in state.items():
+        dst = own.get(name)
+        if dst is None:
+            raise ValueError(f"warm start: unexpected tensor {name}")
+        if dst.shape == src.shape:
+            own[name] = src.to(dst.dtype)
+        elif dst.dim() == 2 and dst.shape[0] == src.shape[0] and dst.shape[1] > src.shape[1]:
+            grown = torch.zeros_like(dst)
+            grown[:, :src.shape[1]] = src
+            own[name] = grown
+            widened.append(name)
+        else:
+            raise ValueError(f"warm start: {name} is {tuple(src.shape)} in the weights, "
+                             f"{tuple(dst.shape)} in the model")
+    model.load_state_dict(own)
+    return widened
 
 
 def save_weights(model: ClapMini, path: Path, info: dict[str, Any]) -> None:
