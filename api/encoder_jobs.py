@@ -20,6 +20,7 @@ from retrieval.captions import facts_from_row, training_captions
 from retrieval.encoders.default import DEFAULT_WEIGHTS, ClapMini, load_minilm
 from retrieval.encoders.features import FEATURE_VERSION, frames_for
 from retrieval.encoders.training import (
+    TUNE_TYPES,
     TextHeadConfig,
     TrainConfig,
     TrainData,
@@ -27,6 +28,7 @@ from retrieval.encoders.training import (
     fit_text_head,
     label_arrays,
     label_names,
+    prompt_bank,
     save_weights,
 )
 from retrieval.evaluation.encoder_report import zero_shot
@@ -185,7 +187,8 @@ def train_default_encoder(cache: Path, out: Path = DEFAULT_WEIGHTS, *, size: int
     log(f"embedded {len(texts)} captions with MiniLM in {time.time() - t:.0f} s")
     data = TrainData(train_fs.logmel, train_fs.chroma, train_fs.onset, caption_ids,
                      label_arrays(train_fs.rows, label_names(cfg)))
-    trainer = Trainer(cfg, vecs, texts, init_state=init_state)
+    bank = _prompt_bank(cfg, cache, log) if cfg.prompt_weight > 0 else None
+    trainer = Trainer(cfg, vecs, texts, init_state=init_state, prompt_bank=bank)
     if init_info is not None:
         init_info["widened"] = trainer.widened
         log(f"warm start from {init_info['encoder_id']} (widened: {trainer.widened or 'none'})")
@@ -199,6 +202,25 @@ def train_default_encoder(cache: Path, out: Path = DEFAULT_WEIGHTS, *, size: int
     save_weights(trainer.model, out, info)
     log(f"saved {out}")
     return info
+
+
+def _prompt_bank(cfg: TrainConfig, cache: Path, log: Log) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The prompt loss's phrasings, without any string the evaluation asks, embedded by MiniLM.
+
+    Dropping the evaluation's own prompts keeps ``eval-encoder``'s zero-shot and single-attribute
+    figures a test of phrasings the loss never saw, not a recital of the ones it trained on.
+    """
+    from retrieval.caption_variety import attribute_phrases
+    from retrieval.evaluation.queries import ATTRIBUTE_PROMPTS, ATTRIBUTE_QUERIES, BROAD_QUERIES
+
+    asked = {p.lower() for d in ATTRIBUTE_PROMPTS.values() for ps in d.values() for p in ps}
+    asked |= {q.lower() for q, *_ in ATTRIBUTE_QUERIES} | {q.lower() for q, *_ in BROAD_QUERIES}
+    phrases = attribute_phrases(tuple(TUNE_TYPES) if cfg.tune_type_head else ())
+    kept = {a: {c: [p for p in ps if p.lower() not in asked] for c, ps in d.items()} for a, d in phrases.items()}
+    n_all = sum(len(ps) for d in phrases.values() for ps in d.values())
+    n_kept = sum(len(ps) for d in kept.values() for ps in d.values())
+    log(f"prompt loss: {n_kept} phrasings ({n_all - n_kept} dropped: the evaluation asks them)")
+    return prompt_bank(kept, label_names(cfg), lambda t: embed_captions(t, cache=cache))
 
 
 def _init_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -431,3 +431,34 @@ def varied_captions(facts: Mapping[str, Any], n: int, seed: int | str, dropout: 
         if len(out) >= n:
             break
     return out
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0].lower() in 'aeiou' else 'a'} {noun}"
+
+
+def attribute_phrases(tune_types: tuple[str, ...] = ()) -> dict[str, dict[str, list[str]]]:
+    """Short phrasings of one attribute value each, from this module's tables, per label class.
+
+    The trainer's prompt loss (``TrainConfig.prompt_weight``) classifies every training clip's
+    metre, mode, tempo and tune type by its nearest phrasing, as a zero-shot query does. A
+    caption that names six facts teaches a metre word nothing when the collection already
+    separates the batch; a phrase that names only the metre must win on the metre alone. The
+    phrasings are the caption tables' words (never the evaluation prompts), in every frame.
+    """
+    meter: dict[str, list[str]] = {}
+    for c in ("duple", "triple", "compound"):
+        names = [n for sig, ns in _METER_NAMES.items() if meter_class(sig) == c for n in ns]
+        meter[c] = ([f"music {p}" for p in _METER_CLASS_POST[c]] + [f"a {g} {p}" for p in _METER_CLASS_POST[c]
+                                                                   for g in _GENERIC[:3]]
+                    + [f"{_a(adj)} {g}" for adj in _METER_ADJ[c] for g in _GENERIC[:3]]
+                    + [f"a {g} in {n.removeprefix('in ')}" for n in names for g in _GENERIC[:2]])
+    mode = {fam: [f"a {g} in a {fam} key" for g in _GENERIC] + [f"{_a(fam + '-key')} {g}" for g in _GENERIC[:3]]
+            + [f"music in a {fam} key", f"in {fam}"] for fam in ("major", "minor")}
+    tempo = {b: [f"{_a(adj)} {g}" for adj in _TEMPO[b] for g in _GENERIC[:3]]
+             + [f"a {g} {p}" for p in _TEMPO_POST[b] for g in _GENERIC[:3]] for b in ("slow", "moderate", "fast")}
+    out = {"meter_class": meter, "mode_family": mode, "tempo_bucket": tempo}
+    if tune_types:
+        out["tune_type"] = {t: [_a(w) for w in _TUNES[t]] + [f"{_a(w)} played" for w in _TUNES[t]]
+                            for t in tune_types}
+    return out

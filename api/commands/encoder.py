@@ -88,6 +88,9 @@ def train_encoder_command(
     steps: int = typer.Option(3000, "--steps", min=1, max=100_000, help="With --text-only: optimiser steps."),
     lr: float = typer.Option(None, "--lr", min=1e-6, max=1.0,
                              help="Peak learning rate (default: 2e-3; with --text-only 5e-4)."),
+    prompt_weight: float = typer.Option(0.0, "--prompt-weight", min=0.0, max=10.0,
+                                        help="Weight of the prompt loss: each clip's metre, mode, tempo "
+                                        "(and tune type with --v2) classified by short phrasings."),
     init: Path = typer.Option(None, "--init", help="Start from these weights (e.g. the packaged "
                               "clap-mini) instead of random: a grown rhythm input starts at zero "
                               "weight, so training begins from exactly the old model."),
@@ -112,7 +115,8 @@ def train_encoder_command(
         console.print_json(json.dumps(info["best_metrics"]))
         return
     cfg = TrainConfig(epochs=epochs, time_budget_s=budget_min * 60, seed=seed, lr=lr or TrainConfig.lr,
-                      rhythm=rhythm or (2 if v2 else 1), tune_type_head=v2, aux_weight=aux_weight)
+                      rhythm=rhythm or (2 if v2 else 1), tune_type_head=v2, aux_weight=aux_weight,
+                      prompt_weight=prompt_weight)
     with _progress() as bar:
         prog = _named_tasks(bar)
         info = train_default_encoder(cache or settings.home / "encoder-data", out or DEFAULT_WEIGHTS,

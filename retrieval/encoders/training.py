@@ -70,6 +70,8 @@ class TrainConfig:
     # v2: 2 adds the accent-free rhythm features (retrieval/encoders/rhythm.py)
     rhythm: int = 1
     tune_type_head: bool = False
+    # weight of the prompt loss (Trainer._prompt_loss); 0 reproduces the committed weights
+    prompt_weight: float = 0.0
 
 
 @dataclass
@@ -150,8 +152,11 @@ class Trainer:
     """Owns the model, the auxiliary heads and the loop; reports per-epoch metrics."""
 
     def __init__(self, cfg: TrainConfig, caption_vecs: np.ndarray, caption_texts: Sequence[str],
-                 init_state: dict[str, torch.Tensor] | None = None) -> None:
+                 init_state: dict[str, torch.Tensor] | None = None,
+                 prompt_bank: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
         self.cfg = cfg
+        # attribute -> (MiniLM vectors [classes, K, 384] cycled to K, phrasings per class [classes])
+        self.prompt_bank = prompt_bank or {}
         torch.manual_seed(cfg.seed)
         torch.set_num_threads(cfg.threads)
         self.model = ClapMini(dim=cfg.dim, width=cfg.width, rhythm=cfg.rhythm)
@@ -186,7 +191,34 @@ class Trainer:
                 la = F.cross_entropy(head(hidden[ok]), y[ok], weight=class_w[name])
                 loss = loss + self.cfg.aux_weight * la
                 parts[name] = float(la.detach())
+        if self.cfg.prompt_weight > 0:
+            for name, lp in self._prompt_loss(a, scale, labels, class_w).items():
+                loss = loss + self.cfg.prompt_weight * lp
+                parts[f"prompt_{name}"] = float(lp.detach())
         return loss, parts
+
+    def _prompt_loss(self, audio: torch.Tensor, scale: torch.Tensor, labels: dict[str, torch.Tensor],
+                     class_w: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Zero-shot classification of each clip's attributes by one random phrasing per class.
+
+        The class "weights" are the text tower's embeddings of short phrases that name one value
+        ("a tune in three", "a minor-key melody"), so the loss moves the text side's attribute
+        words and the audio side's attribute features together, inside the joint space the
+        search uses. InfoNCE on full captions cannot do this when another fact (the collection,
+        the instrument) already tells the clips of a batch apart: the hidden metre errors were
+        duple folk songs and masses nearest "triple time", a word learned from which pieces
+        carry it, not from what three beats sound like.
+        """
+        out = {}
+        for name, (vecs, counts) in self.prompt_bank.items():
+            y = labels[name]
+            ok = y >= 0
+            if not ok.any():
+                continue
+            k = (torch.rand(len(counts)) * counts).long()
+            cls = F.normalize(self.model.embed_text_vecs(vecs[torch.arange(len(counts)), k]), dim=-1)
+            out[name] = F.cross_entropy(scale * audio[ok] @ cls.T, y[ok], weight=class_w[name])
+        return out
 
     def fit(self, train: TrainData, validate: Callable[[ClapMini], dict[str, float]],
             log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -248,6 +280,26 @@ class Trainer:
         self.model.load_state_dict(best["state"])
         return {"best_epoch": best["epoch"], "best_metrics": best["metrics"], "history": history,
                 "train_clips": n, "train_config": asdict(cfg), "train_time_s": round(time.time() - start, 1)}
+
+
+def prompt_bank(phrases: dict[str, dict[str, list[str]]], names: dict[str, list[str]],
+                embed: Callable[[list[str]], np.ndarray]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """:attr:`Trainer.prompt_bank` from phrasings per attribute and class, in the heads' class order.
+
+    Classes without phrasings are an error: the loss would silently never predict them.
+    """
+    bank = {}
+    for attr, by_class in phrases.items():
+        classes = names[attr]
+        lists = [by_class.get(c) or [] for c in classes]
+        if not all(lists):
+            empty = [c for c, ps in zip(classes, lists, strict=True) if not ps]
+            raise ValueError(f"prompt bank: no phrasings for {attr} {empty}")
+        k = max(len(lst) for lst in lists)
+        flat = embed([lst[j % len(lst)] for lst in lists for j in range(k)])
+        vecs = torch.from_numpy(np.asarray(flat, np.float32)).reshape(len(classes), k, -1)
+        bank[attr] = (vecs, torch.tensor([float(len(lst)) for lst in lists]))
+    return bank
 
 
 def warm_start(model: ClapMini, state: dict[str, torch.Tensor]) -> list[str]:
