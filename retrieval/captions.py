@@ -210,6 +210,27 @@ _P_TEMPLATES = [
 ]
 
 
+def paraphrase_facts(text: str) -> dict[str, str]:
+    """The facts a paraphrase states (``tempo_bucket``, ``mode_family``, ``instrument_family``).
+
+    Read back from the paraphrase vocabulary above, so an evaluation can tell which renders
+    satisfy everything a paraphrase says: "a sorrowful, brisk track" fits every fast minor
+    render, and no encoder can rank its own render above the rest of that group.
+    """
+    t = text.lower()
+    out: dict[str, str] = {}
+    for bucket, words in _P_TEMPO.items():
+        if any(w in t for w in words):
+            out["tempo_bucket"] = bucket
+    for fam, words in _P_MODE.items():
+        if any(w in t for w in words):
+            out["mode_family"] = fam
+    for family, phrase in _P_ENS.items():
+        if phrase in t:
+            out["instrument_family"] = family
+    return out
+
+
 def paraphrase_captions(facts: Mapping[str, Any], n: int, seed: int) -> list[str]:
     """Captions in phrasings the training captions never use (evaluation only)."""
     rng = random.Random(seed)

@@ -199,12 +199,18 @@ def print_suite(report: dict) -> None:
         t.add_column("random")
         first = report["sets"][name][ids[0]]
         randoms = {"paraphrase -> audio R@10": first["retrieval"]["paraphrase -> audio"]["random"]["R@10"],
+                   "paraphrase -> matching P@10":
+                       first["retrieval"].get("paraphrase -> matching renders", {}).get("random", {}).get("P@10"),
                    "single-attribute P@10": first["single_attribute"]["mean_random_P@10"],
                    "real descriptions nDCG@10": first["v2"]["real_descriptions"].get("mean_random_nDCG@10")}
         for fig in by_enc[ids[0]]:
             r = randoms.get(fig)
             t.add_row(fig, *[f"{by_enc[i][fig]:.3f}" for i in ids], "" if r is None else f"{r:.3f}")
         out.print(t)
+        ceiling = first["retrieval"]["paraphrase -> audio"].get("oracle")
+        if ceiling:
+            out.print(f"paraphrase -> audio R@10 ceiling (an oracle ranking every render that fits the "
+                      f"paraphrase's stated facts first): {ceiling['R@10']:.3f}")
     t = Table(title="drop from in-distribution to the held-out variant (1 - heldout / in-distribution)")
     t.add_column("figure")
     ids = list(report["drop"])

@@ -34,6 +34,7 @@ HEADLINE: tuple[tuple[tuple[str, ...], str], ...] = (
     (("zero_shot", "mode_family", "balanced_accuracy"), "mode balanced acc."),
     (("single_attribute", "mean_P@10"), "single-attribute P@10"),
     (("retrieval", "paraphrase -> audio", "R@10"), "paraphrase -> audio R@10"),
+    (("retrieval", "paraphrase -> matching renders", "P@10"), "paraphrase -> matching P@10"),
     (("v2", "real_descriptions", "mean_nDCG@10"), "real descriptions nDCG@10"),
     (("zero_shot", "tune_type", "balanced_accuracy"), "tune type balanced acc."),
     (("v2", "mood_cells", "balanced_accuracy"), "mood cells balanced acc."),
