@@ -36,6 +36,13 @@ def train_all_command(
     val_size: int = typer.Option(200, "--val-size", min=10, help="Encoder validation pieces."),
     epochs: int = typer.Option(40, "--epochs", min=1, max=500, help="Encoder epochs (at most)."),
     budget_min: float = typer.Option(30.0, "--budget-min", min=1.0, help="Encoder training budget (minutes)."),
+    init: Path = typer.Option(None, "--init", help="Warm-start the encoder from these weights "
+                              "(train-encoder --init)."),
+    rhythm: int = typer.Option(None, "--rhythm", min=1, max=3, help="Encoder rhythm-branch input "
+                               "(train-encoder --rhythm)."),
+    lr: float = typer.Option(None, "--lr", min=1e-6, max=1.0, help="Encoder peak learning rate."),
+    prompt_weight: float = typer.Option(None, "--prompt-weight", min=0.0, max=10.0,
+                                        help="Encoder prompt-loss weight (train-encoder --prompt-weight)."),
     prior_steps: int = typer.Option(6000, "--prior-steps", min=1, help="Prior optimiser steps."),
     prior_batch_size: int = typer.Option(256, "--prior-batch-size", min=1),
     generator: bool = typer.Option(True, "--generator/--no-generator",
@@ -57,6 +64,7 @@ def train_all_command(
     steps: list[tuple[str, dict[str, object]]] = [
         ("train-encoder", {"v2": v2, "size": size, "renders": renders, "extra_captions": extra_captions,
                            "val_size": val_size, "epochs": epochs, "budget_min": budget_min, "seed": seed,
+                           "init": init, "rhythm": rhythm, "lr": lr, "prompt_weight": prompt_weight,
                            "out": encoder_out}),
         ("embed", {}),
         ("train-prior", {"steps": prior_steps, "batch_size": prior_batch_size, "seed": seed, "out": prior_out}),

@@ -44,11 +44,14 @@ def test_train_all_chains_encoder_embed_and_prior(tmp_path: Path,
     prior = tmp_path / "prior" / "prior-toy.safetensors"
     settings_env({**base, "TUNESCOPE_ENCODER_PATH": str(enc)})
     r = runner.invoke(cli, ["train-all", "--size", "10", "--val-size", "10", "--epochs", "1", "--extra-captions", "2",
+                            "--rhythm", "3", "--prompt-weight", "0.5", "--lr", "1e-3",
                             "--prior-steps", "3", "--prior-batch-size", "8", "--encoder-out", str(enc),
                             "--prior-out", str(prior), "--no-generator"])
     assert r.exit_code == 0, r.output
     card = json.loads(enc.with_suffix(".json").read_text())
-    assert card["config"]["rhythm"] == 2 and card["data"]["v2"] == {"variety": "train", "production": True}
+    # the encoder options reach train-encoder (the committed recipe's options must be reproducible)
+    assert card["train_config"]["prompt_weight"] == 0.5 and card["train_config"]["lr"] == 1e-3
+    assert card["config"]["rhythm"] == 3 and card["data"]["v2"] == {"variety": "train", "production": True}
     assert card["data"]["train_renders"] == 10 and card["data"]["extra_captions"] == 2
 
     from retrieval.encoders.default import DefaultEncoder
