@@ -34,6 +34,9 @@ HEADLINE: tuple[tuple[tuple[str, ...], str], ...] = (
     (("zero_shot", "mode_family", "balanced_accuracy"), "mode balanced acc."),
     (("single_attribute", "mean_P@10"), "single-attribute P@10"),
     (("retrieval", "paraphrase -> audio", "R@10"), "paraphrase -> audio R@10"),
+    # the oracle's R@10 on the same paraphrases: the held-out variant plays everything on one
+    # piano, so "a keyboard instrument" fits every render and the ceiling itself falls
+    (("retrieval", "paraphrase -> audio", "oracle", "R@10"), "paraphrase R@10 ceiling"),
     (("retrieval", "paraphrase -> matching renders", "P@10"), "paraphrase -> matching P@10"),
     (("v2", "real_descriptions", "mean_nDCG@10"), "real descriptions nDCG@10"),
     (("zero_shot", "tune_type", "balanced_accuracy"), "tune type balanced acc."),
