@@ -207,10 +207,6 @@ def print_suite(report: dict) -> None:
             r = randoms.get(fig)
             t.add_row(fig, *[f"{by_enc[i][fig]:.3f}" for i in ids], "" if r is None else f"{r:.3f}")
         out.print(t)
-        ceiling = first["retrieval"]["paraphrase -> audio"].get("oracle")
-        if ceiling:
-            out.print(f"paraphrase -> audio R@10 ceiling (an oracle ranking every render that fits the "
-                      f"paraphrase's stated facts first): {ceiling['R@10']:.3f}")
     t = Table(title="drop from in-distribution to the held-out variant (1 - heldout / in-distribution)")
     t.add_column("figure")
     ids = list(report["drop"])

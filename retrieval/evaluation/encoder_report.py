@@ -59,10 +59,13 @@ def paraphrase_relevance(texts: Sequence[str], rows: Sequence[dict[str, Any]]) -
     """``[queries, renders]``: the render satisfies every fact the paraphrase states."""
     from retrieval.captions import paraphrase_facts
 
+    columns: dict[str, np.ndarray] = {}
     rel = np.ones((len(texts), len(rows)), dtype=bool)
     for q, text in enumerate(texts):
         for field, value in paraphrase_facts(text).items():
-            rel[q] &= np.array([r.get(field) == value for r in rows])
+            if field not in columns:
+                columns[field] = np.array([r.get(field) for r in rows], dtype=object)
+            rel[q] &= columns[field] == value
     return rel
 
 
