@@ -168,11 +168,11 @@ def eval_encoder_command(
 def _run_suite(suite: str, weights: Path | None, baseline: Path | None, size: int, seed: int,
                cache: Path | None, as_json: bool, out: Path | None) -> None:
     from api.encoder_jobs import evaluate_suite
-    from retrieval.encoders.default import WEIGHTS_DIR
+    from retrieval.encoders.default import V1_WEIGHTS
 
     if suite != "v2":
         raise typer.BadParameter(f"--suite must be 'v2', got {suite!r}")
-    baseline = baseline or WEIGHTS_DIR / "clap-mini-v1.safetensors"
+    baseline = baseline or V1_WEIGHTS
     settings = get_settings()
     with _progress() as bar:
         prog = _named_tasks(bar)

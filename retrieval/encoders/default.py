@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "clap-mini.safetensors"
+# v1 (rhythm 1): the --init of the committed v2 recipe and eval-encoder's default baseline
+V1_WEIGHTS = WEIGHTS_DIR / "clap-mini-v1.safetensors"
 WINDOW_S = 10.0
 HOP_S = 5.0
 

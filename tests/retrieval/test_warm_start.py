@@ -6,13 +6,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from retrieval.encoders.default import DEFAULT_WEIGHTS, ClapMini
+from retrieval.encoders.default import V1_WEIGHTS, ClapMini
 from retrieval.encoders.features import frames_for
 from retrieval.encoders.training import TrainConfig, Trainer, warm_start
 
 T = frames_for(10.0)
-# v1 (rhythm 1): the --init of the committed v2 recipe, kept in the package for that reason
-V1_WEIGHTS = DEFAULT_WEIGHTS.with_name("clap-mini-v1.safetensors")
 
 
 def _feats(n: int = 3) -> dict[str, torch.Tensor]:
