@@ -188,6 +188,11 @@ def _table_counter(rows: Sequence[Row]) -> Callable[[dict[str, list[str]]], int]
     return count
 
 
+def _without_named(signals: Mapping[str, float]) -> dict[str, float]:
+    """The signals without the query parser's (``named``, ``named_none``): embeddings only."""
+    return {k: v for k, v in signals.items() if k not in ("named", "named_none")}
+
+
 def detector_auroc(rows: Sequence[DetectorRow], encoder_id: str) -> dict[str, float]:
     """Leave-one-hole-out AUROC of the fitted rule, with and without the prior's signal.
 
@@ -209,12 +214,11 @@ def detector_auroc(rows: Sequence[DetectorRow], encoder_id: str) -> dict[str, fl
             if r.hole == hole:
                 loo_full[i] = det.probability(r.signals)
                 loo_scores[i] = det.probability({k: v for k, v in r.signals.items() if k != "prior_nn"})
-        no_named = [r for r in train]
-        det2 = fit_detector([{k: v for k, v in r.signals.items() if k != "named"} for r in no_named],
-                            [r.weak for r in no_named], encoder_id=encoder_id)
+        det2 = fit_detector([_without_named(r.signals) for r in train],
+                            [r.weak for r in train], encoder_id=encoder_id)
         for i, r in enumerate(rows):
             if r.hole == hole:
-                loo_embed[i] = det2.probability({k: v for k, v in r.signals.items() if k != "named"})
+                loo_embed[i] = det2.probability(_without_named(r.signals))
     fb = [fallback.probability(r.signals) for r in rows]
     return {"auroc": auroc(loo_full, labels), "auroc_scores_only": auroc(loo_scores, labels),
             "auroc_top1_rule": auroc(fb, labels), "auroc_without_named": auroc(loo_embed, labels),

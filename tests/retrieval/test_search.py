@@ -211,11 +211,12 @@ def test_every_mode_carries_the_detectors_verdict(service: SearchService) -> Non
         assert r.weak.threshold == 0.5 and 0.0 <= r.weak.score <= 1.0
         # k=3, but the signals read the ten best candidates
         # a text query also says how much of the catalog has what it names
-        assert set(r.weak.signals) - {"named"} == {"top1", "top10", "gap"}
+        assert set(r.weak.signals) - {"named", "named_none"} == {"top1", "top10", "gap"}
         assert r.weak.signals["top1"] == pytest.approx(r.best_score, abs=1e-6)
         assert r.weak.signals["gap"] > 0  # ten distinct cosines, not three
     # this catalog tags reels but has no tune_type "reel": nothing has what the query names
     assert results[0].weak.signals["named"] == 0.0 and "named" not in results[1].weak.signals
+    assert results[0].weak.signals["named_none"] == 1.0 and "named_none" not in results[1].weak.signals
     q = service.vectors[41]
     full = np.sort(service.vectors @ q)[::-1]
     sim = service.similar(42, o)  # excludes 42 itself

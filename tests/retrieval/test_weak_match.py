@@ -49,3 +49,34 @@ def test_auroc_ties_and_degenerate() -> None:
     assert auroc([1, 0], [True, False]) == 1.0
     assert auroc([0.5, 0.5], [True, False]) == 0.5
     assert np.isnan(auroc([0.1], [True]))
+
+
+def test_absence_of_what_the_query_names_outweighs_a_high_cosine() -> None:
+    """``named_none`` lets the fit make "no track has it" decisive, which ``named`` cannot.
+
+    Holes are queries that name something the catalog lacks (named 0) or that name nothing
+    but score low; covered queries score anywhere and have what they name, often only a
+    little of it (named 0.3). A hole query with a high best cosine is the case the linear
+    ``named`` signal loses, since 0 sits next to 0.3 on its scale.
+    """
+    rng = np.random.default_rng(1)
+    rows, labels = [], []
+    for _ in range(40):  # holes: half name a missing thing at any cosine, half score low
+        named = 0.0 if rng.random() < 0.5 else 1.0
+        top = rng.normal(0.55 if named == 0.0 else 0.35, 0.08, 10)
+        rows.append(signals_of(top, named=named))
+        labels.append(True)
+    for _ in range(80):  # covered: anywhere on the scale, what they name present (maybe rare)
+        rows.append(signals_of(rng.normal(0.55, 0.08, 10), named=float(rng.choice([0.3, 0.6, 1.0]))))
+        labels.append(False)
+    assert rows[0]["named_none"] in (0.0, 1.0) and signals_of([0.5], named=0.3)["named_none"] == 0.0
+    full = fit_detector(rows, labels, encoder_id="enc@1")
+    linear = fit_detector([{k: v for k, v in r.items() if k != "named_none"} for r in rows], labels,
+                          encoder_id="enc@1")
+    top = np.linspace(0.72, 0.45, 10)  # best cosine above most covered queries'
+    high = signals_of(top, named=0.0)  # ... but it names something no track has
+    assert full.assess(top, named=0.0).weak
+    assert not linear.assess(top, named=0.0).weak  # the linear signal alone lets the cosine win
+    assert full.probability(high) > linear.probability({k: v for k, v in high.items() if k != "named_none"})
+    assert auroc([full.probability(r) for r in rows], labels) > auroc(
+        [linear.probability({k: v for k, v in r.items() if k != "named_none"}) for r in rows], labels)
