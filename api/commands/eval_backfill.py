@@ -116,7 +116,7 @@ def _print(report: dict) -> None:
                     f"{d['covered_queries']} covered query pairs)", box=box.SIMPLE)
     for col in ("rule", "AUROC"):
         t.add_column(col)
-    t.add_row("fitted (top1, top10, gap, prior_nn, named)", f"{d['auroc']:.3f}")
+    t.add_row("fitted (top1, top10, gap, prior_nn, named, named_none)", f"{d['auroc']:.3f}")
     t.add_row("fitted, without prior_nn (plain search, backfill off)", f"{d['auroc_scores_only']:.3f}")
     t.add_row("fitted, embeddings only (without named)", f"{d['auroc_without_named']:.3f}")
     t.add_row("uncalibrated top1 < 0.3", f"{d['auroc_top1_rule']:.3f}")
@@ -139,6 +139,12 @@ def _print(report: dict) -> None:
     if math.isfinite(g.get("search_above_bar", math.nan)):
         c.print(f"inside the generator's search, before it chose what to hand the gate: "
                 f"{g['search_above_bar']:.2f} of its candidates sat above the catalog bar")
+    ra = report.get("reader") or {}
+    if ra:
+        c.print("the audio reader on real tracks it was not fitted on (its own error; 'attrs (audio)' "
+                "reads generated audio with it): " + ", ".join(
+                    f"{k} {v['accuracy']:.2f} (balanced {v['balanced']:.2f}, {v['reader']}, {v['tracks']} tracks)"
+                    for k, v in ra.items()))
     cs = report.get("corpus_stats") or {}
     if cs:
         c.print("corpus melodies: " + ", ".join(f"{k} {v:.3f}" for k, v in cs.items()))

@@ -60,6 +60,7 @@ from generation.backfill.eval_holes import (
     load_catalog,
 )
 from generation.backfill.eval_measures import (
+    AttributeProbes,
     AudioReader,
     NgramMelodyModel,
     _crossfade,
@@ -68,6 +69,7 @@ from generation.backfill.eval_measures import (
     corpus_melodies,
     kad,
     mean_pairwise_distance,
+    reader_accuracy,
     score_attributes,
 )
 from generation.backfill.symbolic_stats import events_of_score, melody_stats, summarise
@@ -142,7 +144,8 @@ def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: N
     if not cfg.generate or ngram is None:
         return {**head, "queries": [], "summary": {}, "corpus_stats": {}, "seconds": time.perf_counter() - t0}
 
-    gen, tools, corpus_stats = _load_tools(cfg, encoder, ngram)
+    gen, tools, corpus_stats, reader_acc = _load_tools(cfg, encoder, ngram, cat)
+    head["reader"] = reader_acc
     hole_queries = [(h, q) for h in cfg.holes
                     for q in [q for q in QUERIES if q.area == h][: cfg.max_queries_per_hole]]
     per_query: list[dict[str, Any]] = []
@@ -211,8 +214,32 @@ def _query_vectors(encoder: Encoder, prior: PriorPipeline, cfg: EvalConfig
     return {t: tv[i] for i, t in enumerate(texts)}, samples
 
 
-def _load_tools(cfg: EvalConfig, encoder: Encoder, ngram: NgramIndex) -> tuple[Any, _Tools, dict[str, float]]:
-    """The generator under test, the baselines' shared tools, the corpus's statistics."""
+def _fit_reader(encoder: Encoder, cat: Catalog, ensembles: Sequence[str]
+                ) -> tuple[AudioReader, dict[str, dict[str, float]]]:
+    """The audio reader with probes fitted on the catalog's training split, and its accuracy.
+
+    The accuracy is on the other splits' real tracks: the instrument's own error, printed
+    beside what it reads of generated audio.
+
+    The whole catalog is used, holes included: the reader is an instrument that must know what
+    a waltz sounds like; the generator under test never sees it.
+    """
+    train = np.array([r.get("split") == "train" for r in cat.rows], bool)
+    if train.sum() < 20 or (~train).sum() < 20:  # no split to fit and check on: rules only
+        return AudioReader(encoder, ensembles), {}
+    labels = {k: [_metadata_attributes(r)[k] for r, t in zip(cat.rows, train, strict=True) if t]
+              for k in AttributeProbes.ATTRIBUTES}
+    reader = AudioReader(encoder, ensembles, AttributeProbes.fit(cat.vectors[train], labels))
+    others = [r for r, t in zip(cat.rows, train, strict=True) if not t]
+    return reader, reader_accuracy(reader, cat.vectors[~train], others)
+
+
+def _load_tools(cfg: EvalConfig, encoder: Encoder, ngram: NgramIndex, cat: Catalog
+                ) -> tuple[Any, _Tools, dict[str, float], dict[str, dict[str, float]]]:
+    """The generator under test, the baselines' shared tools, the corpus's statistics.
+
+    And the audio reader's accuracy on real held-out tracks.
+    """
     from generation.generators.symbolic import SymbolicGenerator
     from generation.symbolic import tokens as T
 
@@ -222,12 +249,12 @@ def _load_tools(cfg: EvalConfig, encoder: Encoder, ngram: NgramIndex) -> tuple[A
                             **({"soundfonts": None} if cfg.search_soundfonts else {}))
     uncond = SymbolicGenerator(encoder=encoder, condition="none", search_rounds=1,
                                pool=cfg.n_candidates)
-    reader = AudioReader(encoder, [e for e in T.ENSEMBLES if e != "unknown"])
+    reader, reader_acc = _fit_reader(encoder, cat, [e for e in T.ENSEMBLES if e != "unknown"])
     corpus = corpus_melodies(cfg.corpus_pieces, cfg.seed) if cfg.baselines else []
     ngram_model = NgramMelodyModel([_melody_pairs(e) for e in corpus]) if corpus else None
     corpus_stats = summarise([melody_stats(e) for e in corpus]) if corpus else {}
     tools = _Tools(cfg, encoder, ngram, reader, uncond, ngram_model, np.random.default_rng(cfg.seed))
-    return gen, tools, corpus_stats
+    return gen, tools, corpus_stats, reader_acc
 
 
 def _baselines(tools: _Tools, cat: Catalog, keep: np.ndarray, m_left: np.ndarray, thr: float,

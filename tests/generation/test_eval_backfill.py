@@ -130,3 +130,31 @@ def test_run_eval_end_to_end_on_a_sqlite_catalog(tmp_path: Path) -> None:
     assert 2 <= g["made"] <= 4 and g["kept"] <= 2 and 0.0 <= g["above_gate"] <= 1.0
     assert 0.0 <= s["generated"]["attr_score"] <= 1.0
     assert report["detector"]["hole_queries"] == 3  # the detector sees every query
+
+
+def test_attribute_probes_read_what_they_were_fitted_on_and_report_their_own_error() -> None:
+    """Probes fitted on labelled embeddings read held-out ones; the accuracy is measured, not assumed."""
+    rng = np.random.default_rng(0)
+    centres = {"slow": rng.normal(size=16), "fast": rng.normal(size=16), "moderate": rng.normal(size=16)}
+
+    def draw(n: int) -> tuple[np.ndarray, list[str]]:
+        y = [list(centres)[i % 3] for i in range(n)]
+        x = np.stack([centres[c] + 0.3 * rng.normal(size=16) for c in y])
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), y
+
+    x, y = draw(60)
+    probes = E.AttributeProbes.fit(x, {"tempo_class": y, "mode": [""] * 60})
+    assert set(probes.models) == {"tempo_class"}  # an attribute with no labels gets no probe
+    xt, yt = draw(30)
+    assert np.mean([probes.predict(v)["tempo_class"] == c for v, c in zip(xt, yt, strict=True)]) > 0.9
+
+    class _Enc:  # zero-shot texts are only embedded here; the probe decides tempo
+        def embed_text(self, texts: list[str]) -> np.ndarray:
+            return np.eye(len(texts), 16, dtype=np.float32)
+
+    reader = E.AudioReader(_Enc(), ["solo fiddle", "church organ"], probes)  # type: ignore[arg-type]
+    bpm = {"slow": 60.0, "moderate": 100.0, "fast": 140.0}
+    acc = E.reader_accuracy(reader, xt, [{"tempo_bpm": bpm[c], "meter": "3/4"} for c in yt])
+    assert acc["tempo_class"]["reader"] == "probe" and acc["tempo_class"]["accuracy"] > 0.9
+    assert acc["tempo_class"]["tracks"] == 30 and acc["meter"]["reader"] == "zero-shot"
+    assert 0.0 <= acc["meter"]["accuracy"] <= 1.0 and "ensemble" not in acc  # no ensemble labels
