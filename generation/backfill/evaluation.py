@@ -129,9 +129,6 @@ def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: N
              config: EvalConfig | None = None,
              progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """The whole evaluation (module docstring); returns a JSON-ready report."""
-    from generation.backfill.novelty import different_work_threshold
-    from generation.backfill.pipeline import BackfillConfig, BackfillPipeline, JobRequest, Outcome
-
     cfg = config or EvalConfig()
     t0 = time.perf_counter()
     say = progress or (lambda stage, done, total: None)
@@ -152,36 +149,11 @@ def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: N
     methods_by_hole: dict[str, dict[str, list[Method]]] = {}
     for qi, (hole, q) in enumerate(hole_queries):
         say("generate", qi, len(hole_queries))
-        gone = cat.mask(hole)
-        keep = ~gone
-        m_left, m_gone = cat.vectors[keep], cat.vectors[gone]
-        thr = different_work_threshold(m_left, [r["piece_id"] for r, k in zip(cat.rows, keep, strict=True) if k])
-        qv = text_vecs[q.text]
-        left_scores = m_left @ qv
-        best_left = float(left_scores.max())
-        best_gone = float((m_gone @ qv).max()) if len(m_gone) else float("nan")
-        seed = cfg.seed + 1000 * qi
-        found: dict[str, Method] = {}
-
-        # The production path: BackfillPipeline.run over the holed catalog (its gate, its
-        # oversampling, its re-ranking), exactly what a worker does for a job.
-        pipe = BackfillPipeline(encoder, prior, gen, ngram=ngram, catalog=_HoledCatalog(cat.ids[keep], m_left, thr),
-                                config=BackfillConfig(cfg.prior_samples, query_weight=cfg.query_weight,
-                                                      oversample=cfg.oversample, query_leads=cfg.query_leads))
-        outcomes = [o for o in pipe.run(q.text, JobRequest(cfg.n_candidates, cfg.duration_s), seed)
-                    if isinstance(o, Outcome)]
-        found["generated"] = _judge_outcomes(outcomes, tools.reader, ngram)
-        if cfg.baselines:
-            found.update(_baselines(tools, cat, keep, m_left, thr, left_scores, seed))
+        figures, found = _eval_query(cfg, cat, gen, tools, prior, encoder, ngram, text_vecs[q.text], hole, q,
+                                     cfg.seed + 1000 * qi)
         for name, me in found.items():
             methods_by_hole.setdefault(hole, {}).setdefault(name, []).append(me)
-        full_top = np.argsort(-(cat.vectors @ qv))[: cfg.n_candidates]
-        per_query.append({
-            "hole": hole, "query": q.text, "expect": dict(q.expect),
-            "best_remaining": best_left, "best_removed": best_gone, "gate_threshold": thr,
-            "real_diversity": mean_pairwise_distance(cat.vectors[full_top]),
-            "methods": {name: _query_figures(me, qv, best_left, best_gone, q.expect)
-                        for name, me in found.items()}})
+        per_query.append(figures)
     say("generate", len(hole_queries), len(hole_queries))
 
     held = np.array([r.get("split") in ("validation", "test") for r in cat.rows])
@@ -189,6 +161,40 @@ def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: N
     summary = _summarise(per_query, methods_by_hole, heldout, corpus_stats)
     return {**head, "queries": per_query, "summary": summary, "corpus_stats": corpus_stats,
             "seconds": time.perf_counter() - t0}
+
+
+def _eval_query(cfg: EvalConfig, cat: Any, gen: Any, tools: Any, prior: PriorPipeline, encoder: Encoder,
+                ngram: NgramIndex, qv: np.ndarray, hole: str, q: Any,
+                seed: int) -> tuple[dict[str, Any], dict[str, Method]]:
+    """One hole query: backfill over the holed catalog, the baselines, and the query's figures."""
+    from generation.backfill.novelty import different_work_threshold
+    from generation.backfill.pipeline import BackfillConfig, BackfillPipeline, JobRequest, Outcome
+
+    gone = cat.mask(hole)
+    keep = ~gone
+    m_left, m_gone = cat.vectors[keep], cat.vectors[gone]
+    thr = different_work_threshold(m_left, [r["piece_id"] for r, k in zip(cat.rows, keep, strict=True) if k])
+    left_scores = m_left @ qv
+    best_left = float(left_scores.max())
+    best_gone = float((m_gone @ qv).max()) if len(m_gone) else float("nan")
+    found: dict[str, Method] = {}
+    # The production path: BackfillPipeline.run over the holed catalog (its gate, its
+    # oversampling, its re-ranking), exactly what a worker does for a job.
+    pipe = BackfillPipeline(encoder, prior, gen, ngram=ngram, catalog=_HoledCatalog(cat.ids[keep], m_left, thr),
+                            config=BackfillConfig(cfg.prior_samples, query_weight=cfg.query_weight,
+                                                  oversample=cfg.oversample, query_leads=cfg.query_leads))
+    outcomes = [o for o in pipe.run(q.text, JobRequest(cfg.n_candidates, cfg.duration_s), seed)
+                if isinstance(o, Outcome)]
+    found["generated"] = _judge_outcomes(outcomes, tools.reader, ngram)
+    if cfg.baselines:
+        found.update(_baselines(tools, cat, keep, m_left, thr, left_scores, seed))
+    full_top = np.argsort(-(cat.vectors @ qv))[: cfg.n_candidates]
+    figures = {
+        "hole": hole, "query": q.text, "expect": dict(q.expect),
+        "best_remaining": best_left, "best_removed": best_gone, "gate_threshold": thr,
+        "real_diversity": mean_pairwise_distance(cat.vectors[full_top]),
+        "methods": {name: _query_figures(me, qv, best_left, best_gone, q.expect) for name, me in found.items()}}
+    return figures, found
 
 
 @dataclass
