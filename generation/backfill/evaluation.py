@@ -55,6 +55,7 @@ from generation.backfill.eval_holes import (
     HOLES,
     QUERIES,
     Catalog,
+    Query,
     detector_auroc,
     detector_rows,
     load_catalog,
@@ -149,8 +150,7 @@ def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: N
     methods_by_hole: dict[str, dict[str, list[Method]]] = {}
     for qi, (hole, q) in enumerate(hole_queries):
         say("generate", qi, len(hole_queries))
-        figures, found = _eval_query(cfg, cat, gen, tools, prior, encoder, ngram, text_vecs[q.text], hole, q,
-                                     cfg.seed + 1000 * qi)
+        figures, found = _eval_query(tools, cat, gen, prior, text_vecs[q.text], hole, q, cfg.seed + 1000 * qi)
         for name, me in found.items():
             methods_by_hole.setdefault(hole, {}).setdefault(name, []).append(me)
         per_query.append(figures)
@@ -163,13 +163,13 @@ def run_eval(database_url: str, encoder: Encoder, prior: PriorPipeline, ngram: N
             "seconds": time.perf_counter() - t0}
 
 
-def _eval_query(cfg: EvalConfig, cat: Any, gen: Any, tools: Any, prior: PriorPipeline, encoder: Encoder,
-                ngram: NgramIndex, qv: np.ndarray, hole: str, q: Any,
-                seed: int) -> tuple[dict[str, Any], dict[str, Method]]:
+def _eval_query(tools: _Tools, cat: Catalog, gen: Any, prior: PriorPipeline, qv: np.ndarray, hole: str,
+                q: Query, seed: int) -> tuple[dict[str, Any], dict[str, Method]]:
     """One hole query: backfill over the holed catalog, the baselines, and the query's figures."""
     from generation.backfill.novelty import different_work_threshold
     from generation.backfill.pipeline import BackfillConfig, BackfillPipeline, JobRequest, Outcome
 
+    cfg, encoder, ngram = tools.cfg, tools.encoder, tools.ngram
     gone = cat.mask(hole)
     keep = ~gone
     m_left, m_gone = cat.vectors[keep], cat.vectors[gone]
